@@ -1,0 +1,44 @@
+"""``zkernel`` command line: ``zkernel serve --config zoo.cfg``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from kernel import __version__
+from kernel.config import ConfigError, load_config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="zkernel",
+                                     description="ZooKeeper-compatible coordination service")
+    parser.add_argument("--version", action="version", version=f"zkernel {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run a server from a zoo.cfg")
+    serve.add_argument("--config", "-c", required=True, help="path to zoo.cfg")
+    serve.add_argument("--log-level", default="INFO",
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        logging.basicConfig(level=getattr(logging, args.log_level),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        try:
+            config = load_config(args.config)
+            from kernel.runtime.server import run_server
+
+            run_server(config)
+        except ConfigError as e:
+            print(f"zkernel: configuration error: {e}", file=sys.stderr)
+            return 2
+        except OSError as e:
+            print(f"zkernel: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The plugin contract: pluggy hook specifications (contract version 1).
+
+Every plugin, built-in or third-party, is a module or object registered through the
+``zkernel.plugins`` entry-point group that implements some of these hooks with
+``@kernel.hookimpl``. Plugins use only the kernel's public API (``kernel.api``); the
+kernel never imports a plugin.
+
+Hooks are called from the event-loop thread. A hook must not block: anything that
+does I/O is returned as an object whose async methods the runtime awaits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from kernel.acl import AuthProvider
+    from kernel.config import ServerConfig
+    from kernel.storage import Storage
+    from kernel.txn import Txn
+
+PROJECT = "zkernel"
+CONTRACT_VERSION = 1
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def zk_transports(kernel: Any, config: ServerConfig) -> list[Any]:
+    """Return the client transports this plugin provides for this config.
+
+    Called once at start-up. Return ``[]`` when the config does not enable the plugin
+    (``kernel.transports`` lists the enabled transport names). Each returned object has
+    ``name: str`` and ``async def serve(self, task_status) -> None`` that binds its
+    listeners, reports readiness with ``task_status.started()``, and serves until
+    cancelled. Transports talk to the kernel only through ``kernel.api.Kernel``'s
+    session API (``connect``, ``submit``, ``disconnect``) and deliver replies and
+    notifications through the ``ClientConnection`` protocol they implement.
+    """
+
+
+@hookspec(firstresult=True)
+def zk_storage(config: ServerConfig) -> Storage | None:
+    """Return the storage backend named by ``config.storage``, or None if not yours.
+
+    The first non-None result wins. The backend owns durability (the transaction
+    log) and recovery (the tree it returns from ``open``); see ``kernel.storage``.
+    """
+
+
+@hookspec
+def zk_auth_providers(config: ServerConfig) -> list[AuthProvider]:
+    """Return authentication providers (``kernel.acl.AuthProvider``) to register.
+
+    A provider's ``scheme`` names both the auth-packet scheme and the ACL scheme it
+    matches. Return ``[]`` if the config disables the scheme. Later registrations of
+    the same scheme replace earlier ones (so a third-party plugin can override).
+    """
+
+
+@hookspec
+def zk_on_commit(txn: Txn) -> None:
+    """Called after a transaction has been applied to the tree, in zxid order.
+
+    For metrics, audit and tracing. Must be fast and must not raise; it runs on the
+    write path. Only called if at least one plugin implements it.
+    """
+
+
+@hookspec
+def zk_on_session_created(session_id: int, timeout_ms: int) -> None:
+    """Called when a session's createSession transaction has been applied."""
+
+
+@hookspec
+def zk_on_session_closed(session_id: int, expired: bool) -> None:
+    """Called when a session has been closed (``expired``: by timeout, not by client)."""

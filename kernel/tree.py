@@ -1,0 +1,293 @@
+"""The znode tree: a deterministic state machine over Txns (sans-I/O).
+
+``DataTree.apply(txn)`` changes the tree and returns the watch triggers it caused, in
+order; reads are plain lookups. The tree also holds the committed session table, since
+sessions (and their ephemerals) are replicated state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from kernel.acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
+from kernel.errors import NodeExists, NoNode
+from kernel.paths import basename, parent_of
+from kernel.protocol import (
+    CONTAINER_EPHEMERAL_OWNER,
+    MAX_TTL,
+    TTL_MARKER,
+    EventType,
+)
+from kernel.records import ACL, STAT, Stat
+from kernel.txn import (
+    CheckTxn,
+    CloseSessionTxn,
+    CreateSessionTxn,
+    CreateTxn,
+    DeleteTxn,
+    ErrorTxn,
+    MultiTxn,
+    SetACLTxn,
+    SetDataTxn,
+    Txn,
+    TxnBody,
+)
+
+
+class Node:
+    """One znode. ``c`` counts child creations ever applied (the sequential counter);
+    the visible cversion is derived from it as ZooKeeper does: ``2*c - numChildren``."""
+
+    __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "c",
+                 "aversion", "owner", "pzxid", "children", "_stat")
+
+    def __init__(self, data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int,
+                 owner: int) -> None:
+        self.data = data
+        self.acl = acl
+        self.czxid = self.mzxid = self.pzxid = zxid
+        self.ctime = self.mtime = time
+        self.version = 0
+        self.c = 0
+        self.aversion = 0
+        self.owner = owner
+        self.children: set[str] = set()
+        self._stat: bytes | None = None
+
+    @property
+    def cversion(self) -> int:
+        return _wrap32(2 * self.c - len(self.children))
+
+    @property
+    def ephemeral_owner(self) -> int:
+        """The ephemeralOwner clients see: the session id, or 0."""
+        return self.owner if self.owner > 0 else 0
+
+    @property
+    def is_ephemeral(self) -> bool:
+        return self.owner > 0
+
+    @property
+    def is_container(self) -> bool:
+        return self.owner == CONTAINER_EPHEMERAL_OWNER
+
+    @property
+    def ttl(self) -> int:
+        """TTL in ms for TTL nodes, else 0."""
+        if self.owner < 0 and self.owner != CONTAINER_EPHEMERAL_OWNER and \
+                (self.owner & TTL_MARKER) == TTL_MARKER:
+            return self.owner & MAX_TTL
+        return 0
+
+    def stat(self) -> Stat:
+        data = self.data
+        return Stat(self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
+                    self.cversion, self.aversion, self.ephemeral_owner,
+                    len(data) if data is not None else 0, len(self.children), self.pzxid)
+
+    def stat_bytes(self) -> bytes:
+        """The 68-byte wire Stat, cached until the node changes."""
+        s = self._stat
+        if s is None:
+            s = self._stat = STAT.pack(*self.stat())
+        return s
+
+
+def _wrap32(v: int) -> int:
+    return ((v + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+
+
+def ttl_owner(ttl: int) -> int:
+    """The stored ephemeralOwner of a TTL node."""
+    return TTL_MARKER | ttl
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """A committed session: its negotiated timeout and password."""
+
+    timeout: int
+    password: bytes
+
+
+Trigger = tuple[int, str, tuple[ACL, ...]]  # (EventType, path, ACL checked for READ)
+
+
+class DataTree:
+    """The znode tree plus committed sessions; changes only through ``apply``."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, Node] = {}
+        self.ephemerals: dict[int, set[str]] = {}
+        self.sessions: dict[int, SessionRecord] = {}
+        self.containers: set[str] = set()
+        self.ttls: set[str] = set()
+        self.last_zxid = 0
+        self._init_system_nodes()
+
+    def _init_system_nodes(self) -> None:
+        # The built-in nodes are not created through create (so /'s cversion is -1).
+        root = Node(b"", OPEN_ACL_UNSAFE, 0, 0, 0)
+        zk = Node(b"", OPEN_ACL_UNSAFE, 0, 0, 0)
+        quota = Node(b"", OPEN_ACL_UNSAFE, 0, 0, 0)
+        config = Node(b"", READ_ACL_UNSAFE, 0, 0, 0)
+        config.aversion = -1
+        root.children.add("zookeeper")
+        zk.children.update(("quota", "config"))
+        self.nodes.update({"/": root, "/zookeeper": zk, "/zookeeper/quota": quota,
+                           "/zookeeper/config": config})
+
+    # -- reads ---------------------------------------------------------------------
+
+    def get(self, path: str) -> Node | None:
+        return self.nodes.get(path)
+
+    def node_count(self) -> int:
+        return len(self.nodes)
+
+    def approximate_data_size(self) -> int:
+        return sum(len(p) + (len(n.data) if n.data else 0) for p, n in self.nodes.items())
+
+    def count_descendants(self, path: str) -> int:
+        node = self.nodes[path]
+        total = 0
+        stack = [(path, node)]
+        while stack:
+            p, n = stack.pop()
+            for name in n.children:
+                cp = "/" + name if p == "/" else p + "/" + name
+                child = self.nodes.get(cp)
+                if child is not None:
+                    total += 1
+                    stack.append((cp, child))
+        return total
+
+    def walk(self) -> Iterator[tuple[str, Node]]:
+        return iter(self.nodes.items())
+
+    # -- apply ---------------------------------------------------------------------
+
+    def apply(self, txn: Txn) -> list[Trigger]:
+        """Apply one transaction; returns the watch triggers in order. Idempotent:
+        a txn at or below ``last_zxid`` is skipped (recovery over a fuzzy state)."""
+        triggers: list[Trigger] = []
+        if txn.zxid <= self.last_zxid and txn.zxid != 0:
+            return triggers
+        txn.result = self._apply_body(txn, txn.body, triggers)
+        if txn.zxid > self.last_zxid:
+            self.last_zxid = txn.zxid
+        return triggers
+
+    def _apply_body(self, txn: Txn, body: TxnBody, triggers: list[Trigger]) -> object:
+        if isinstance(body, SetDataTxn):
+            return self._set_data(txn, body, triggers)
+        if isinstance(body, CreateTxn):
+            return self._create(txn, body, triggers)
+        if isinstance(body, DeleteTxn):
+            self._delete(txn.zxid, body.path, triggers)
+            return None
+        if isinstance(body, SetACLTxn):
+            node = self.nodes.get(body.path)
+            if node is None:
+                return None
+            node.acl = body.acl
+            node.aversion = body.aversion
+            node._stat = None
+            return node.stat()
+        if isinstance(body, MultiTxn):
+            results = []
+            for op, sub in body.ops:
+                results.append((op, self._apply_body(txn, sub, triggers)))  # type: ignore[arg-type]
+            return results
+        if isinstance(body, CreateSessionTxn):
+            self.sessions[txn.session_id] = SessionRecord(body.timeout, body.password)
+            return None
+        if isinstance(body, CloseSessionTxn):
+            for path in sorted(self.ephemerals.pop(txn.session_id, ())):
+                self._delete(txn.zxid, path, triggers)
+            self.sessions.pop(txn.session_id, None)
+            return None
+        if isinstance(body, (ErrorTxn, CheckTxn)):
+            return None
+        raise TypeError(f"unknown txn body {body!r}")
+
+    def _create(self, txn: Txn, body: CreateTxn, triggers: list[Trigger]) -> object:
+        path = body.path
+        parent_path = parent_of(path)
+        parent = self.nodes.get(parent_path)
+        if parent is None:
+            raise NoNode(parent_path)  # prep guarantees the parent; replay must agree
+        if path in self.nodes:
+            raise NodeExists(path)
+        node = Node(body.data, body.acl, txn.zxid, txn.time, body.owner)
+        self.nodes[path] = node
+        parent.children.add(basename(path))
+        if body.parent_c > parent.c:
+            parent.c = body.parent_c
+        parent.pzxid = txn.zxid
+        parent._stat = None
+        owner = body.owner
+        if owner > 0:
+            self.ephemerals.setdefault(owner, set()).add(path)
+        elif owner == CONTAINER_EPHEMERAL_OWNER:
+            self.containers.add(path)
+        elif owner < 0:
+            self.ttls.add(path)
+        triggers.append((EventType.NODE_CREATED, path, node.acl))
+        triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
+        return path, node.stat()
+
+    def _delete(self, zxid: int, path: str, triggers: list[Trigger]) -> None:
+        node = self.nodes.pop(path, None)
+        if node is None:
+            return
+        parent_path = parent_of(path)
+        parent = self.nodes.get(parent_path)
+        if parent is not None:
+            parent.children.discard(basename(path))
+            parent.pzxid = zxid
+            parent._stat = None
+        owner = node.owner
+        if owner > 0:
+            paths = self.ephemerals.get(owner)
+            if paths is not None:
+                paths.discard(path)
+                if not paths:
+                    del self.ephemerals[owner]
+        elif owner == CONTAINER_EPHEMERAL_OWNER:
+            self.containers.discard(path)
+        elif owner < 0:
+            self.ttls.discard(path)
+        triggers.append((EventType.NODE_DELETED, path, node.acl))
+        if parent is not None:
+            triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
+
+    def _set_data(self, txn: Txn, body: SetDataTxn, triggers: list[Trigger]) -> object:
+        node = self.nodes.get(body.path)
+        if node is None:
+            return None
+        node.data = body.data
+        node.version = body.version
+        node.mzxid = txn.zxid
+        node.mtime = txn.time
+        node._stat = None
+        triggers.append((EventType.NODE_DATA_CHANGED, body.path, node.acl))
+        return node.stat()
+
+    # -- reaping ---------------------------------------------------------------------
+
+    def reapable(self, now_ms: int, max_never_used_ms: int = 0) -> list[str]:
+        """Containers and TTL nodes that the reaper should delete now."""
+        out = []
+        for path in self.containers:
+            node = self.nodes[path]
+            if node.children:
+                continue
+            if node.c > 0 or (max_never_used_ms > 0 and now_ms - node.mtime > max_never_used_ms):
+                out.append(path)
+        for path in self.ttls:
+            node = self.nodes[path]
+            if not node.children and now_ms - node.mtime > node.ttl:
+                out.append(path)
+        return sorted(out)
