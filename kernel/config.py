@@ -49,7 +49,7 @@ class ServerConfig:
     listen_backlog: int = -1
     server_id: int = 0
     transports: tuple[str, ...] = ("jute",)
-    storage: str = "memory"
+    storage: str = "lmdb"
     tracing: bool = False
     source: Path | None = None
     raw: dict[str, str] = field(default_factory=dict)
@@ -170,7 +170,7 @@ def config_from_mapping(raw: Mapping[str, str], base_dir: Path | None = None) ->
         listen_backlog=get_int(-1, "clientPortListenBacklog"),
         server_id=get_int(0, "serverId"),
         transports=transports or ("jute",),
-        storage=(get("kernel.storage") or "memory").strip(),
+        storage=(get("kernel.storage") or "lmdb").strip(),
         tracing=_bool(get("kernel.tracing") or "false"),
         raw=raw,
     )

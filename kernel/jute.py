@@ -71,10 +71,9 @@ class Reader:
         if n < -1 or n > self.max_len:
             raise ProtocolError(f"impossible string length {n}")
         p = self._need(n)
-        try:
-            return bytes(self.buf[p:p + n]).decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise ProtocolError(f"string is not UTF-8: {e}") from None
+        # Java decodes malformed UTF-8 with U+FFFD replacements; so do we, so that a
+        # bad path is a missing node (reads) or BadArguments (writes), as in ZooKeeper.
+        return bytes(self.buf[p:p + n]).decode("utf-8", errors="replace")
 
     def string(self) -> str:
         """A ustring where null reads as the empty string."""

@@ -124,7 +124,16 @@ class DataTree:
         self.containers: set[str] = set()
         self.ttls: set[str] = set()
         self.last_zxid = 0
+        # Paths / session ids changed since the storage last persisted them; None
+        # (the default) means nobody persists the tree and nothing is tracked.
+        self.dirty: set[str] | None = None
+        self.dirty_sessions: set[int] | None = None
         self._init_system_nodes()
+
+    def track_changes(self) -> None:
+        """Start recording changed paths and sessions (for persistent storage)."""
+        self.dirty = set()
+        self.dirty_sessions = set()
 
     def _init_system_nodes(self) -> None:
         # The built-in nodes are not created through create (so /'s cversion is -1).
@@ -191,6 +200,8 @@ class DataTree:
             node = self.nodes.get(body.path)
             if node is None:
                 return None
+            if self.dirty is not None:
+                self.dirty.add(body.path)
             node.acl = body.acl
             node.aversion = body.aversion
             node._stat = None
@@ -202,11 +213,15 @@ class DataTree:
             return results
         if isinstance(body, CreateSessionTxn):
             self.sessions[txn.session_id] = SessionRecord(body.timeout, body.password)
+            if self.dirty_sessions is not None:
+                self.dirty_sessions.add(txn.session_id)
             return None
         if isinstance(body, CloseSessionTxn):
             for path in sorted(self.ephemerals.pop(txn.session_id, ())):
                 self._delete(txn.zxid, path, triggers)
             self.sessions.pop(txn.session_id, None)
+            if self.dirty_sessions is not None:
+                self.dirty_sessions.add(txn.session_id)
             return None
         if isinstance(body, (ErrorTxn, CheckTxn)):
             return None
@@ -222,6 +237,9 @@ class DataTree:
             raise NodeExists(path)
         node = Node(body.data, body.acl, txn.zxid, txn.time, body.owner)
         self.nodes[path] = node
+        if self.dirty is not None:
+            self.dirty.add(path)
+            self.dirty.add(parent_path)
         parent.children.add(basename(path))
         if body.parent_c > parent.c:
             parent.c = body.parent_c
@@ -243,6 +261,9 @@ class DataTree:
         if node is None:
             return
         parent_path = parent_of(path)
+        if self.dirty is not None:
+            self.dirty.add(path)
+            self.dirty.add(parent_path)
         parent = self.nodes.get(parent_path)
         if parent is not None:
             parent.children.discard(basename(path))
@@ -267,6 +288,8 @@ class DataTree:
         node = self.nodes.get(body.path)
         if node is None:
             return None
+        if self.dirty is not None:
+            self.dirty.add(body.path)
         node.data = body.data
         node.version = body.version
         node.mzxid = txn.zxid

@@ -180,7 +180,7 @@ class JuteConnection(asyncio.Protocol):
         dec = _DECODERS.get(op)
         if dec is None or op == OpCode.CHECK:
             # Unknown opcode (or a bare check): Unimplemented, then close.
-            self.send_response(xid, self.kernel.last_zxid, -6, op, None)
+            self.send_response(xid, -1, -6, op, None)
             self.close()
             return
         self.last_op = _short_name(op)
