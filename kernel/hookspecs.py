@@ -29,7 +29,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def zk_transports(kernel: Any, config: ServerConfig) -> list[Any]:
+def zk_transports(kernel: Any, config: ServerConfig) -> list[Any]:  # type: ignore[empty-body]
     """Return the client transports this plugin provides for this config.
 
     Called once at start-up. Return ``[]`` when the config does not enable the plugin
@@ -52,7 +52,9 @@ def zk_storage(config: ServerConfig) -> Storage | None:
 
 
 @hookspec
-def zk_auth_providers(config: ServerConfig) -> list[AuthProvider]:
+def zk_auth_providers(  # type: ignore[empty-body]
+    config: ServerConfig,
+) -> list[AuthProvider]:
     """Return authentication providers (``kernel.acl.AuthProvider``) to register.
 
     A provider's ``scheme`` names both the auth-packet scheme and the ACL scheme it

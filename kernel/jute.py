@@ -14,6 +14,7 @@ from typing import TypeVar
 from kernel.errors import ProtocolError
 
 T = TypeVar("T")
+_Int = int  # the builtin, for annotations inside classes with an int() method
 
 INT = struct.Struct(">i")
 LONG = struct.Struct(">q")
@@ -29,27 +30,27 @@ class Reader:
 
     __slots__ = ("buf", "pos", "end", "max_len")
 
-    def __init__(self, buf: bytes | bytearray | memoryview, pos: int = 0,
+    def __init__(self, buf: bytes | bytearray | memoryview, pos: _Int = 0,
                  end: int | None = None, max_len: int = 0xFFFFF * 2) -> None:
         self.buf = buf
         self.pos = pos
         self.end = len(buf) if end is None else end
         self.max_len = max_len
 
-    def remaining(self) -> int:
+    def remaining(self) -> _Int:
         return self.end - self.pos
 
-    def _need(self, n: int) -> int:
+    def _need(self, n: _Int) -> _Int:
         p = self.pos
         if p + n > self.end:
             raise ProtocolError(f"record truncated: need {n} bytes at {p}, have {self.end - p}")
         self.pos = p + n
         return p
 
-    def int(self) -> int:
+    def int(self) -> _Int:
         return int(_unpack_int(self.buf, self._need(4))[0])
 
-    def long(self) -> int:
+    def long(self) -> _Int:
         return int(_unpack_long(self.buf, self._need(8))[0])
 
     def bool(self) -> bool:
@@ -97,11 +98,11 @@ class Writer:
     def __init__(self) -> None:
         self.buf = bytearray()
 
-    def int(self, v: int) -> Writer:
+    def int(self, v: _Int) -> Writer:
         self.buf += INT.pack(v)
         return self
 
-    def long(self, v: int) -> Writer:
+    def long(self, v: _Int) -> Writer:
         self.buf += LONG.pack(v)
         return self
 
