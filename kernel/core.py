@@ -285,6 +285,12 @@ class Kernel:
         sess = conn.session
         if sess is None or sess.conn is not conn:
             return
+        if op in _WRITE_OPCODES and not sess.closing:
+            # ZooKeeper logs an undecodable write as a failed transaction (a zxid).
+            p = Pending(_WRITE, conn, xid, op, None, self._next_zxid, self.clock.mono_ms())
+            sess.pending.append(p)
+            self._propose(sess.id, xid, op, ErrorTxn(err), p)
+            return
         self._enqueue_ready(sess, conn, xid, op, err, None)
 
     def _enqueue_ready(self, sess: Session, conn: ClientConnection, xid: int, op: int,

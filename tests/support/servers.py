@@ -72,6 +72,8 @@ class ServerProcess:
             "clientPortAddress": "127.0.0.1",
             "maxClientCnxns": 0,
             "4lw.commands.whitelist": "*",
+            # Both kinds of server run with TTL nodes enabled unless a test says otherwise.
+            "extendedTypesEnabled": "true",
         }
         cfg.update(self.extra_cfg)
         return cfg
@@ -178,7 +180,6 @@ class ApacheZooKeeperServer(ServerProcess):
     def config_lines(self) -> dict[str, object]:
         cfg = super().config_lines()
         cfg.setdefault("admin.enableServer", "false")
-        cfg.setdefault("extendedTypesEnabled", "true")
         # Apache ZooKeeper reads a few keys only as system properties; mirror zkernel's
         # zoo.cfg spelling into -D flags in command().
         return cfg
