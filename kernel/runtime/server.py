@@ -81,7 +81,8 @@ class Server:
         self._pump_scheduled = False
         batch = self.kernel.take_batch()
         if batch:
-            self.storage.append(batch)
+            with self.kernel.tracer.span("persist", len(batch)):
+                self.storage.append(batch)
             self.kernel.durable(batch)
 
     async def _blocking_pump(self) -> None:
@@ -93,7 +94,8 @@ class Server:
             if not batch:
                 await self._wake_event.wait()
                 continue
-            await anyio.to_thread.run_sync(self.storage.append, batch)
+            with self.kernel.tracer.span("persist", len(batch)):
+                await anyio.to_thread.run_sync(self.storage.append, batch)
             self.kernel.durable(batch)
 
     # -- timers ------------------------------------------------------------------------

@@ -58,6 +58,7 @@ class JuteConnection(asyncio.Protocol):
         self.remote_port = 0
         self.session: Session | None = None
         self.with_read_only = True
+        self._handshake_timer: asyncio.TimerHandle | None = None
         # Connection statistics for cons / stat.
         self.received = 0
         self.sent = 0
@@ -84,9 +85,22 @@ class JuteConnection(asyncio.Protocol):
             transport.abort()
             return
         self.ids = [Id("ip", self.remote_address)]
+        # A connection that never completes its handshake is dropped (ZooKeeper's
+        # zookeeper.nio.sessionlessCnxnTimeout, 10 s).
+        loop = asyncio.get_running_loop()
+        self._handshake_timer = loop.call_later(self.server.sessionless_timeout,
+                                                self._handshake_timeout)
+
+    def _handshake_timeout(self) -> None:
+        self._handshake_timer = None
+        if self.state in (_INIT, _CONNECTING) and self.session is None:
+            self._fail("no session established within the sessionless timeout")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = _CLOSED
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         self.server.forget(self)
         self.kernel.disconnect(self)
 
@@ -199,6 +213,9 @@ class JuteConnection(asyncio.Protocol):
     def session_established(self, session: Session) -> None:
         self.session = session
         self.state = _ESTABLISHED
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
         self.established_ms = int(time.time() * 1000)
         self._queue(codec.encode_connect_response(session.timeout, session.id,
                                                   session.password, False,

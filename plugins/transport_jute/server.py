@@ -28,6 +28,8 @@ class JuteTransport:
         self._per_ip: Counter[str] = Counter()
         self.four_letter_words = FourLetterWords(self)
         self._server: asyncio.base_events.Server | None = None
+        raw = kernel.config.get("nio.sessionlessCnxnTimeout")
+        self.sessionless_timeout = (int(raw) if raw else 10000) / 1000
 
     def admit(self, conn: JuteConnection) -> bool:
         """Apply maxClientCnxns (per client IP, 0 = unlimited) and register ``conn``."""
