@@ -80,7 +80,7 @@ class ACLChecker:
 
     def allowed(self, acl: Sequence[ACL], ids: Sequence[Id], perm: int) -> bool:
         """Whether a connection holding ``ids`` has ``perm`` on a node with ``acl``."""
-        if self.skip_acl or not acl:
+        if acl is OPEN_ACL_UNSAFE or self.skip_acl or not acl:
             return True
         for i in ids:
             if i.scheme == "super":
@@ -133,7 +133,9 @@ class ACLChecker:
                 if provider is None or not provider.is_valid(entry.id):
                     raise InvalidACL(f"{entry.scheme}:{entry.id}")
                 out.append(entry)
-        return tuple(dict.fromkeys(out))
+        result = tuple(dict.fromkeys(out))
+        # Share the common open ACL so permission checks can test identity first.
+        return OPEN_ACL_UNSAFE if result == OPEN_ACL_UNSAFE else result
 
     def authenticate(self, scheme: str, client_address: str, credentials: bytes) -> list[Id]:
         """Ids gained from an auth packet; AuthFailed for an unknown scheme."""

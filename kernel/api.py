@@ -11,6 +11,7 @@ from kernel.core import ClientConnection, Kernel, Session
 from kernel.errors import MarshallingError, ProtocolError, Unimplemented, ZooKeeperError
 from kernel.hookspecs import CONTRACT_VERSION, hookimpl
 from kernel.protocol import (
+    OP_SHORT_NAMES,
     XID_AUTH,
     XID_NOTIFICATION,
     XID_PING,
@@ -48,6 +49,7 @@ from kernel.tree import DataTree, Node
 from kernel.txn import Txn
 
 __all__ = [
+    "OP_SHORT_NAMES",
     "ACL",
     "ACLChecker",
     "AddWatchMode",

@@ -270,7 +270,8 @@ class Kernel:
             sess.pending.append(p)
             self._propose(sess.id, xid, op, self.prep.close_session(sess.id, self._next_zxid), p)
         elif op == OpCode.SYNC:
-            p = Pending(_SYNC, conn, xid, op, request, self.zab.last_proposed, now)
+            # Wait for every write proposed so far, batched or not, from any session.
+            p = Pending(_SYNC, conn, xid, op, request, self._next_zxid - 1, now)
             sess.pending.append(p)
             if not self._drain(sess):
                 self._sync_waiters.add(sess)
@@ -447,12 +448,9 @@ class Kernel:
         conn = sess.conn
         sess.conn = None
         if pending is not None and pending.conn is conn and conn is not None:
-            # Answer every request queued before the close, then the close itself.
-            q = sess.pending
-            while q and q[0] is not pending:
-                p = q.popleft()
-                if p.kind == _DONE:
-                    conn.send_response(p.xid, self.tree.last_zxid, p.err, p.op, p.value)
+            # Answer every request queued before the close (everything before it is
+            # applied by now), then the close itself.
+            self._drain(sess)
             conn.send_response(pending.xid, self.tree.last_zxid, 0, pending.op, None)
         sess.pending.clear()
         if conn is not None:

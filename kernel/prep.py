@@ -27,9 +27,13 @@ from kernel.paths import RESERVED_PATHS, validate_path
 from kernel.protocol import (
     CONTAINER_EPHEMERAL_OWNER,
     MAX_TTL,
+    OWNER_CONTAINER,
+    OWNER_SESSION,
+    OWNER_TTL,
     CreateMode,
     OpCode,
     Perm,
+    owner_kind,
 )
 from kernel.records import (
     ACL,
@@ -265,12 +269,13 @@ class Prep:
         validate_path(path)
         if ov.get(path) is not None:
             raise NodeExists(path)
-        if parent.owner > 0:
+        if owner_kind(parent.owner) == OWNER_SESSION:
             raise NoChildrenForEphemerals(parent_path)
-        if mode.is_ephemeral:
-            owner = session_id
-        elif op == OpCode.CREATE_CONTAINER:
+        if op == OpCode.CREATE_CONTAINER:
+            # The opcode makes a container, whatever the flags say.
             owner = CONTAINER_EPHEMERAL_OWNER
+        elif mode.is_ephemeral:
+            owner = session_id
         elif mode.is_ttl:
             owner = ttl_owner(ttl)
         else:
@@ -307,7 +312,7 @@ class Prep:
         node = ov.get(path)
         if node is None:
             raise NoNode(path)
-        if node.owner >= 0:
+        if owner_kind(node.owner) not in (OWNER_CONTAINER, OWNER_TTL):
             raise BadVersion(f"{path} is not a container or TTL node")
         if node.num_children > 0:
             raise NotEmpty(path)

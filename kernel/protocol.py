@@ -150,6 +150,21 @@ MAX_TTL = 0xFF_FFFF_FFFF
 
 DEFAULT_JUTE_MAXBUFFER = 0xFFFFF
 
+OWNER_NONE, OWNER_SESSION, OWNER_CONTAINER, OWNER_TTL = range(4)
+
+
+def owner_kind(owner: int) -> int:
+    """What a stored ephemeralOwner means (ZooKeeper's EphemeralType): 0 for a plain
+    node, the container marker, a TTL (top byte 0xFF), or else a session id. Session ids
+    carry the server id (1..254) in the top byte, so they may be negative."""
+    if owner == 0:
+        return OWNER_NONE
+    if owner == CONTAINER_EPHEMERAL_OWNER:
+        return OWNER_CONTAINER
+    if (owner >> 56) & 0xFF == 0xFF:
+        return OWNER_TTL
+    return OWNER_SESSION
+
 #: The short op names ``cons`` prints as ``lop=``.
 OP_SHORT_NAMES: dict[int, str] = {
     OpCode.CREATE_SESSION: "SESS", OpCode.PING: "PING", OpCode.CREATE: "CREA",

@@ -35,6 +35,10 @@ class Storage(Protocol):
         """(data dir bytes, log dir bytes) for the ``dirs`` four-letter word."""
         ...
 
+    def locations(self) -> tuple[str, str]:
+        """(data location, log location) as ``conf`` prints them ("" if none)."""
+        ...
+
     def close(self) -> None:
         """Flush and release resources."""
         ...

@@ -16,8 +16,12 @@ from kernel.paths import basename, parent_of
 from kernel.protocol import (
     CONTAINER_EPHEMERAL_OWNER,
     MAX_TTL,
+    OWNER_CONTAINER,
+    OWNER_SESSION,
+    OWNER_TTL,
     TTL_MARKER,
     EventType,
+    owner_kind,
 )
 from kernel.records import ACL, STAT, Stat
 from kernel.txn import (
@@ -62,11 +66,11 @@ class Node:
     @property
     def ephemeral_owner(self) -> int:
         """The ephemeralOwner clients see: the session id, or 0."""
-        return self.owner if self.owner > 0 else 0
+        return self.owner if owner_kind(self.owner) == OWNER_SESSION else 0
 
     @property
     def is_ephemeral(self) -> bool:
-        return self.owner > 0
+        return owner_kind(self.owner) == OWNER_SESSION
 
     @property
     def is_container(self) -> bool:
@@ -75,8 +79,7 @@ class Node:
     @property
     def ttl(self) -> int:
         """TTL in ms for TTL nodes, else 0."""
-        if self.owner < 0 and self.owner != CONTAINER_EPHEMERAL_OWNER and \
-                (self.owner & TTL_MARKER) == TTL_MARKER:
+        if owner_kind(self.owner) == OWNER_TTL:
             return self.owner & MAX_TTL
         return 0
 
@@ -246,12 +249,14 @@ class DataTree:
         parent.pzxid = txn.zxid
         parent._stat = None
         owner = body.owner
-        if owner > 0:
-            self.ephemerals.setdefault(owner, set()).add(path)
-        elif owner == CONTAINER_EPHEMERAL_OWNER:
-            self.containers.add(path)
-        elif owner < 0:
-            self.ttls.add(path)
+        if owner:
+            kind = owner_kind(owner)
+            if kind == OWNER_SESSION:
+                self.ephemerals.setdefault(owner, set()).add(path)
+            elif kind == OWNER_CONTAINER:
+                self.containers.add(path)
+            else:
+                self.ttls.add(path)
         triggers.append((EventType.NODE_CREATED, path, node.acl))
         triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
         return path, node.stat()
@@ -270,16 +275,18 @@ class DataTree:
             parent.pzxid = zxid
             parent._stat = None
         owner = node.owner
-        if owner > 0:
-            paths = self.ephemerals.get(owner)
-            if paths is not None:
-                paths.discard(path)
-                if not paths:
-                    del self.ephemerals[owner]
-        elif owner == CONTAINER_EPHEMERAL_OWNER:
-            self.containers.discard(path)
-        elif owner < 0:
-            self.ttls.discard(path)
+        if owner:
+            kind = owner_kind(owner)
+            if kind == OWNER_SESSION:
+                paths = self.ephemerals.get(owner)
+                if paths is not None:
+                    paths.discard(path)
+                    if not paths:
+                        del self.ephemerals[owner]
+            elif kind == OWNER_CONTAINER:
+                self.containers.discard(path)
+            else:
+                self.ttls.discard(path)
         triggers.append((EventType.NODE_DELETED, path, node.acl))
         if parent is not None:
             triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))

@@ -173,12 +173,13 @@ class LmdbStorage:
             if parent is None:
                 raise StorageError(f"{self.data_dir}: node {path} has no parent")
             parent.children.add(path[i + 1:])
-            if node.owner > 0:
-                tree.ephemerals.setdefault(node.owner, set()).add(path)
-            elif node.is_container:
-                tree.containers.add(path)
-            elif node.owner < 0:
-                tree.ttls.add(path)
+            if node.owner:
+                if node.is_ephemeral:
+                    tree.ephemerals.setdefault(node.owner, set()).add(path)
+                elif node.is_container:
+                    tree.containers.add(path)
+                else:
+                    tree.ttls.add(path)
         tree.last_zxid = last_applied
         self._persisted_applied = last_applied
         # Replay the durable log past the tree (at most one batch after a crash).
@@ -294,6 +295,9 @@ class LmdbStorage:
             except OSError:
                 return 0
         return size(self.data_dir), size(self.log_dir)
+
+    def locations(self) -> tuple[str, str]:
+        return str(self.data_dir / ENV_DIR), str(self.log_dir / ENV_DIR)
 
     def close(self) -> None:
         if self.env is None:

@@ -28,6 +28,9 @@ class MemoryStorage:
     def size_bytes(self) -> tuple[int, int]:
         return 0, 0
 
+    def locations(self) -> tuple[str, str]:
+        return "", ""
+
     def close(self) -> None:
         return None
 

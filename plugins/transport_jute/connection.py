@@ -19,6 +19,7 @@ from kernel.api import (
     Kernel,
     MarshallingError,
     OpCode,
+    PathWatchRequest,
     ProtocolError,
     Session,
 )
@@ -35,9 +36,9 @@ _unpack_len = codec.LEN.unpack_from
 _unpack_req = codec.REQ_HEADER.unpack_from
 _encode_reply = codec.encode_reply
 _DECODERS = codec.DECODERS
-_GET_DATA = int(OpCode.GET_DATA)
 _PING = int(OpCode.PING)
-_PING_REPLY_PREFIX = codec.LEN_HEADER.pack(16, XID_PING, 0, 0)[:8]
+_PATH_WATCH_OPS = frozenset({int(OpCode.GET_DATA), int(OpCode.EXISTS),
+                             int(OpCode.GET_CHILDREN), int(OpCode.GET_CHILDREN2)})
 
 
 class JuteConnection(asyncio.Protocol):
@@ -63,7 +64,7 @@ class JuteConnection(asyncio.Protocol):
         self.received = 0
         self.sent = 0
         self.established_ms = 0
-        self.last_op = "NA"
+        self.last_op_code: int | None = None
         self.last_cxid = -1
         self.last_zxid = -1
         self.last_response_ms = 0
@@ -132,6 +133,7 @@ class JuteConnection(asyncio.Protocol):
         if word == "stmk" and len(self.buf) < 12:
             return False
         self.state = _CLOSED
+        self.received += 1
         self.server.kernel.stats.packets_received += 1
         try:
             answer = self.server.four_letter_words.answer(word, bytes(self.buf[4:12]), self)
@@ -180,7 +182,7 @@ class JuteConnection(asyncio.Protocol):
             return
         self.with_read_only = req.has_read_only
         self.state = _CONNECTING
-        self.last_op = "SESS"
+        self.last_op_code = int(OpCode.CREATE_SESSION)
         if not self.kernel.connect(self, req.last_zxid_seen, req.timeout, req.session_id,
                                    req.password):
             self._fail("client has seen a newer zxid than this server")
@@ -197,7 +199,14 @@ class JuteConnection(asyncio.Protocol):
             self.send_response(xid, -1, -6, op, None)
             self.close()
             return
-        self.last_op = _short_name(op)
+        self.last_op_code = op
+        if op in _PATH_WATCH_OPS:
+            # Hot path (getData/exists/getChildren): path + watch flag, no Reader.
+            n = _unpack_len(payload, 8)[0]
+            if 0 <= n and len(payload) == 13 + n:
+                path = payload[12:12 + n].decode("utf-8", "replace")
+                self.kernel.submit(self, xid, op, PathWatchRequest(path, payload[-1] != 0))
+                return
         try:
             request = codec.decode_request(op, payload, self.maxbuf)
         except MarshallingError:
@@ -288,9 +297,3 @@ class JuteConnection(asyncio.Protocol):
             self.out = []
         if self.close_after_flush and t is not None:
             t.close()
-
-
-def _short_name(op: int) -> str:
-    from kernel.protocol import OP_SHORT_NAMES
-
-    return OP_SHORT_NAMES.get(op, "NA")

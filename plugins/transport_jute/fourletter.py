@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import kernel
-from kernel.api import Kernel
+from kernel.api import OP_SHORT_NAMES, Kernel
 
 if TYPE_CHECKING:
     from plugins.transport_jute.connection import JuteConnection
@@ -40,6 +40,11 @@ def _java_date(epoch_ms: float) -> str:
     """java.util.Date.toString(): ``Fri Nov 27 15:38:48 UTC 2026``."""
     d = dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.UTC)
     return d.strftime("%a %b %d %H:%M:%S UTC %Y")
+
+
+def short_op_name(op: int | None) -> str:
+    """The ``lop=`` name ``cons`` prints for an opcode."""
+    return "NA" if op is None else OP_SHORT_NAMES.get(op, "NA")
 
 
 def _fmt_double(v: float) -> str:
@@ -124,7 +129,7 @@ class FourLetterWords:
         s = c.session
         avg = c.latency_total // c.latency_count if c.latency_count else 0
         parts = [
-            f"sid={s.id:#x}", f"lop={c.last_op}", f"est={c.established_ms}",
+            f"sid={s.id:#x}", f"lop={short_op_name(c.last_op_code)}", f"est={c.established_ms}",
             f"to={s.timeout}",
         ]
         if c.last_cxid >= 0:
@@ -143,6 +148,9 @@ class FourLetterWords:
     def crst(self, conn: JuteConnection) -> str:
         for c in self.transport.connections:
             c.received = c.sent = 0
+            c.last_op_code = None
+            c.last_cxid = -1
+            c.last_zxid = -1
             c.latency_min, c.latency_max, c.latency_total, c.latency_count = -1, 0, 0, 0
         return "Connection stats reset.\n"
 
@@ -153,8 +161,7 @@ class FourLetterWords:
     def conf(self, conn: JuteConnection) -> str:
         cfg = self.kernel.config
         data_size, log_size = self.kernel.storage.size_bytes()
-        data_dir = cfg.data_dir if cfg.data_dir is not None else ""
-        log_dir = cfg.data_log_dir or cfg.data_dir or ""
+        data_dir, log_dir = self.kernel.storage.locations()
         lines = [
             f"clientPort={self.transport.port}",
             "secureClientPort=-1",

@@ -52,6 +52,8 @@ from kazoo.protocol.serialization import (
 from kazoo.protocol.states import ZnodeStat
 from kazoo.security import ACL, OPEN_ACL_UNSAFE
 
+from tests.support.servers import ServerProcess, server_class
+
 IS_ZOOKEEPER = os.environ.get("ZK_TEST_TARGET") == "zookeeper"
 ZK38_DIFFERS = "ZooKeeper 3.8.0 differs here from 3.9 (which zkernel follows)"
 only_zkernel = pytest.mark.skipif(IS_ZOOKEEPER, reason=ZK38_DIFFERS)
@@ -195,6 +197,41 @@ class WireLog:
 def wire(client: KazooClient) -> WireLog:
     log: WireLog = client._test_wire  # type: ignore[attr-defined]
     return log
+
+
+# --------------------------------------------------------------------------------------
+# Servers shared by the tests of one module
+# --------------------------------------------------------------------------------------
+
+
+class SharedServer:
+    """One server for all tests of a module that do not depend on a fresh tree.
+
+    Starting a server per test dominates the suite's runtime, so tests that only touch
+    their own (distinct) paths share one. ``get()`` replaces the server with a fresh one
+    if an earlier test left it dead, so one crash does not fail the rest of the module.
+    """
+
+    def __init__(self, tmp_path_factory: Any, cfg: dict[str, object] | None = None) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.cfg = cfg
+        self.srv: ServerProcess | None = None
+        self.retired: list[ServerProcess] = []
+
+    def get(self) -> ServerProcess:
+        if self.srv is not None and self.srv.proc is not None and self.srv.proc.poll() is None:
+            return self.srv
+        if self.srv is not None:
+            self.srv.stop()
+            self.retired.append(self.srv)
+        self.srv = server_class()(self.tmp_path_factory.mktemp("shared"), self.cfg)
+        self.srv.start()
+        return self.srv
+
+    def close(self) -> None:
+        for srv in [*self.retired, self.srv]:
+            if srv is not None:
+                srv.stop()
 
 
 # --------------------------------------------------------------------------------------

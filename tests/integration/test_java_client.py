@@ -691,25 +691,28 @@ def test_container_and_ttl_nodes_are_reaped(
                               "extendedTypesEnabled": "true"})
     t = java.run(srv.connect_string, [
         "connect a",
+        "ls / watch",
+        "create /ttl x TTL ttl=500",
+        "exists /ttl watch",
         "create /ct x C",
         "create /ct/k x P",
-        "create /never x C",
-        "create /ttl x TTL ttl=300",
-        "create /ttlkid x TTL ttl=300",
-        "create /ttlkid/k x P",
-        "create /ttlset x TTL ttl=1500",
         "exists /ct watch",
-        "exists /ttl watch",
-        "ls / watch",
+        "create /never x C",
+        "create /ttlkid x TTL ttl=500",
+        "create /ttlkid/k x P",
+        # twins: /ttlset gets a setData (refreshing its mtime), /ttlstale does not
+        "create /ttlset x TTL ttl=2000",
+        "create /ttlstale x TTL ttl=2000",
+        "exists /ttlstale watch",
         "delete /ct/k",
-        "reaped_ct: wait_event a NodeDeleted /ct 15000",
         "reaped_ttl: wait_event a NodeDeleted /ttl 15000",
         "wait_event a NodeChildrenChanged / 15000",
-        "set /ttlset refreshed",
-        "sleep 1000",
+        "reaped_ct: wait_event a NodeDeleted /ct 15000",
+        "refresh: set /ttlset refreshed",
+        "reaped_stale: wait_event a NodeDeleted /ttlstale 15000",
+        "ttlset: exists /ttlset",
         "never: exists /never",
         "ttlkid: exists /ttlkid",
-        "ttlset: exists /ttlset",
         "ct: exists /ct",
         "ttl: exists /ttl",
         "children: ls /",
@@ -717,9 +720,10 @@ def test_container_and_ttl_nodes_are_reaped(
     t.all_ok()
     t.ok("reaped_ct")
     t.ok("reaped_ttl")
+    t.ok("reaped_stale")
+    assert t.ok("ttlset")["stat"]["version"] == 1  # setData refreshed its mtime: still alive
     assert t.ok("never")["stat"]["ephemeralOwner"] == 0  # never had a child: stays
     assert t.ok("ttlkid")["stat"]["numChildren"] == 1  # has a child: stays
-    assert t.ok("ttlset")["stat"]["version"] == 1  # setData refreshed its mtime
     assert t.err("ct") == NO_NODE
     assert t.err("ttl") == NO_NODE
     assert t.ok("children")["children"] == ["never", "ttlkid", "ttlset", "zookeeper"]

@@ -250,7 +250,9 @@ def test_conf(server):
     conf = dict(pairs)
     assert conf["clientPort"] == str(server.port)
     assert conf["secureClientPort"] == "-1"
-    assert conf["dataDir"] == str(server.workdir / "data" / "version-2")
+    # ZooKeeper names its snapshot directory, zkernel its LMDB environment.
+    sub = "version-2" if kh.IS_ZOOKEEPER else "zkernel-lmdb"
+    assert conf["dataDir"] == str(server.workdir / "data" / sub)
     assert conf["tickTime"] == "2000"
     assert conf["maxClientCnxns"] == "0"
     assert (conf["minSessionTimeout"], conf["maxSessionTimeout"]) == ("4000", "40000")

@@ -38,14 +38,27 @@ def clients(server_factory):
     pool.close()
 
 
-@pytest.fixture
-def zk(server, clients):
-    return clients.new(server)
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    holder = kh.SharedServer(tmp_path_factory)
+    yield holder
+    holder.close()
 
 
 @pytest.fixture
-def anon(server, clients):
-    return clients.new(server)
+def srv(shared):
+    """The module's shared server (tests on it use their own distinct paths)."""
+    return shared.get()
+
+
+@pytest.fixture
+def zk(srv, clients):
+    return clients.new(srv)
+
+
+@pytest.fixture
+def anon(srv, clients):
+    return clients.new(srv)
 
 
 def digest_id(user, password):
@@ -251,8 +264,8 @@ def test_duplicate_acl_entries_are_removed(zk):
     assert acls_of(zk, "/dup") == [(1, "world", "anyone"), (31, "world", "anyone")]
 
 
-def test_get_acl_redacts_digest_without_admin(zk, server, clients):
-    admin = clients.new(server, auth_data=[("digest", "alice:secret")])
+def test_get_acl_redacts_digest_without_admin(zk, srv, clients):
+    admin = clients.new(srv, auth_data=[("digest", "alice:secret")])
     acl = [make_acl("world", "anyone", read=True), make_digest_acl("alice", "secret", all=True)]
     admin.create("/red", b"", acl=acl)
     full = [(1, "world", "anyone"), (31, "digest", digest_id("alice", "secret"))]
@@ -271,12 +284,12 @@ def test_get_acl_redacts_digest_without_admin(zk, server, clients):
 # ---------------------------------------------------------------------------------------
 
 
-def test_digest_auth(zk, server, clients):
+def test_digest_auth(zk, srv, clients):
     zk.add_auth("digest", "user:secret")
     zk.create("/secret", b"top", acl=[make_digest_acl("user", "secret", all=True)])
     assert zk.get("/secret")[0] == b"top"
 
-    b = clients.new(server)
+    b = clients.new(srv)
     with pytest.raises(NoAuthError):
         b.get("/secret")
     with pytest.raises(NoAuthError):
@@ -290,14 +303,14 @@ def test_digest_auth(zk, server, clients):
     assert b.get("/secret")[0] == b"top"
 
     # credentials passed at construction are sent right after the handshake
-    c = clients.new(server, auth_data=[("digest", "user:secret")])
+    c = clients.new(srv, auth_data=[("digest", "user:secret")])
     assert c.get("/secret")[0] == b"top"
     c.set("/secret", b"new")
     assert zk.get("/secret")[0] == b"new"
 
 
-def test_digest_auth_is_replayed_after_reconnect(server, clients):
-    with kh.tcp_proxy(server) as proxy:
+def test_digest_auth_is_replayed_after_reconnect(srv, clients):
+    with kh.tcp_proxy(srv) as proxy:
         a = clients.new(proxy)
         a.add_auth("digest", "user:secret")
         a.create("/replay", b"r", acl=[make_digest_acl("user", "secret", all=True)])
@@ -306,12 +319,12 @@ def test_digest_auth_is_replayed_after_reconnect(server, clients):
         assert a.get("/replay")[0] == b"r"
 
 
-def test_auth_scheme_expands_to_callers_identities(server, clients, anon):
-    one = clients.new(server, auth_data=[("digest", "alice:pw")])
+def test_auth_scheme_expands_to_callers_identities(srv, clients, anon):
+    one = clients.new(srv, auth_data=[("digest", "alice:pw")])
     one.create("/cr", b"", acl=CREATOR_ALL_ACL)
     assert acls_of(one, "/cr") == [(31, "digest", digest_id("alice", "pw"))]
 
-    two = clients.new(server)
+    two = clients.new(srv)
     two.add_auth("digest", "alice:pw")
     two.add_auth("digest", "bob:pw2")
     two.create("/cr2", b"", acl=[make_acl("auth", "", read=True, admin=True)])
@@ -327,8 +340,8 @@ def test_auth_scheme_expands_to_callers_identities(server, clients, anon):
         anon.set_acls("/cr", CREATOR_ALL_ACL)
 
 
-def test_auth_failed_for_unknown_scheme(server, clients, anon):
-    z = clients.new(server)
+def test_auth_failed_for_unknown_scheme(srv, clients, anon):
+    z = clients.new(srv)
     sid = z.client_id[0]
     z.create("/af", b"")
     with pytest.raises(AuthFailedError):
@@ -346,9 +359,9 @@ def test_auth_failed_for_unknown_scheme(server, clients, anon):
     assert sid != 0
 
 
-def test_who_am_i(server, clients, anon):
+def test_who_am_i(srv, clients, anon):
     assert kh.call(anon, kh.WhoAmI()) == [("ip", "127.0.0.1")]
-    a = clients.new(server, auth_data=[("digest", "alice:secret")])
+    a = clients.new(srv, auth_data=[("digest", "alice:secret")])
     assert sorted(kh.call(a, kh.WhoAmI())) == [("digest", "alice"), ("ip", "127.0.0.1")]
     a.add_auth("digest", "nocolon")  # digest auth never fails
     assert sorted(kh.call(a, kh.WhoAmI())) == [

@@ -35,9 +35,28 @@ def clients(server_factory):
     pool.close()
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    holder = kh.SharedServer(tmp_path_factory)
+    yield holder
+    holder.close()
+
+
 @pytest.fixture
-def zk(server, clients):
-    return clients.new(server)
+def srv(shared):
+    """The module's shared server (tests on it use their own distinct paths)."""
+    return shared.get()
+
+
+@pytest.fixture
+def zk(srv, clients):
+    return clients.new(srv)
+
+
+@pytest.fixture
+def zk_fresh(server, clients):
+    """A client of a brand-new server, for tests that look at global state."""
+    return clients.new(srv)
 
 
 ZERO_STAT = dict(czxid=0, mzxid=0, ctime=0, mtime=0, version=0, aversion=0,
@@ -53,7 +72,8 @@ def stat_dict(st):
 # ---------------------------------------------------------------------------------------
 
 
-def test_fresh_tree_has_exactly_the_system_nodes_with_zero_stats(zk):
+def test_fresh_tree_has_exactly_the_system_nodes_with_zero_stats(zk_fresh):
+    zk = zk_fresh
     root = zk.exists("/")
     assert stat_dict(root) == {**ZERO_STAT, "cversion": -1, "numChildren": 1}
     zoo = zk.exists("/zookeeper")
@@ -81,7 +101,8 @@ def test_fresh_tree_has_exactly_the_system_nodes_with_zero_stats(zk):
     assert (st.czxid, st.mzxid, st.version, st.cversion, st.numChildren) == (0, 0, 0, 0, 0)
 
 
-def test_reserved_paths_cannot_be_deleted_or_recreated(zk):
+def test_reserved_paths_cannot_be_deleted_or_recreated(zk_fresh):
+    zk = zk_fresh
     for path in ("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"):
         with pytest.raises(BadArgumentsError):
             zk.delete(path)
@@ -98,7 +119,8 @@ def test_reserved_paths_cannot_be_deleted_or_recreated(zk):
     assert sorted(zk.get_children("/zookeeper")) == ["config", "quota"]
 
 
-def test_other_children_of_zookeeper_node_are_allowed(zk):
+def test_other_children_of_zookeeper_node_are_allowed(zk_fresh):
+    zk = zk_fresh
     assert zk.create("/zookeeper/mine", b"m") == "/zookeeper/mine"
     assert sorted(zk.get_children("/zookeeper")) == ["config", "mine", "quota"]
     st = zk.exists("/zookeeper")
@@ -118,7 +140,8 @@ def test_other_children_of_zookeeper_node_are_allowed(zk):
 # ---------------------------------------------------------------------------------------
 
 
-def test_create2_returns_full_stat_and_updates_parent(zk):
+def test_create2_returns_full_stat_and_updates_parent(zk_fresh):
+    zk = zk_fresh
     before = now = kh.now_ms()
     path, st = zk.create("/a", b"hello", include_data=True)
     after = kh.now_ms()
@@ -178,7 +201,7 @@ def test_create_existing_and_missing_parent(zk):
     assert zk.get("/mp/a/b")[0] == b"v"
 
 
-def test_ephemeral_owner_is_session_id(zk, server, clients):
+def test_ephemeral_owner_is_session_id(zk, srv, clients):
     sid = zk.client_id[0]
     path, st = zk.create("/eph", b"e", ephemeral=True, include_data=True)
     assert path == "/eph"
@@ -187,7 +210,7 @@ def test_ephemeral_owner_is_session_id(zk, server, clients):
     _, pst = zk.create("/pers", b"p", include_data=True)
     assert pst.ephemeralOwner == 0
 
-    other = clients.new(server)
+    other = clients.new(srv)
     assert other.client_id[0] != sid
     assert other.exists("/eph").ephemeralOwner == sid
 
@@ -228,7 +251,8 @@ def test_sequential_suffix_follows_parent_creation_counter(zk):
     assert zk.create("/seq2/n", b"", sequence=True) == "/seq2/n0000000001"
 
 
-def test_sequential_at_fresh_root_starts_at_zero(zk):
+def test_sequential_at_fresh_root_starts_at_zero(zk_fresh):
+    zk = zk_fresh
     # the system node /zookeeper did not go through create: the root counter is 0
     assert zk.create("/s-", b"", sequence=True) == "/s-0000000000"
     assert zk.create("/s-", b"", sequence=True) == "/s-0000000001"
@@ -504,7 +528,8 @@ def test_reconfig_is_disabled_on_standalone(zk):
 # ---------------------------------------------------------------------------------------
 
 
-def test_get_all_children_number(zk):
+def test_get_all_children_number(zk_fresh):
+    zk = zk_fresh
     assert kh.call(zk, kh.GetAllChildrenNumber("/")) == 3  # the three /zookeeper nodes
     zk.create("/a/b/c", b"", makepath=True)
     zk.create("/a/d", b"")
@@ -519,8 +544,8 @@ def test_get_all_children_number(zk):
         kh.call(zk, kh.GetAllChildrenNumber("/secret"))
 
 
-def test_get_ephemerals_lists_only_the_callers(zk, server, clients):
-    other = clients.new(server)
+def test_get_ephemerals_lists_only_the_callers(zk, srv, clients):
+    other = clients.new(srv)
     zk.create("/e1", b"", ephemeral=True)
     zk.create("/eg", b"")
     zk.create("/eg/e2", b"", ephemeral=True)
@@ -538,8 +563,8 @@ def test_get_ephemerals_lists_only_the_callers(zk, server, clients):
 # ---------------------------------------------------------------------------------------
 
 
-def test_oversized_request_drops_only_that_connection(zk, server, clients):
-    other = clients.new(server)
+def test_oversized_request_drops_only_that_connection(zk, srv, clients):
+    other = clients.new(srv)
     zk.create("/big", b"small")
     sid = zk.client_id[0]
     # setData frame = xid 4 + type 4 + path (4 + 4) + data (4 + n) + version 4 = n + 24

@@ -32,14 +32,27 @@ def clients(server_factory):
     pool.close()
 
 
-@pytest.fixture
-def zk(server, clients):
-    return clients.new(server)
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    holder = kh.SharedServer(tmp_path_factory)
+    yield holder
+    holder.close()
 
 
 @pytest.fixture
-def zk2(server, clients):
-    return clients.new(server)
+def srv(shared):
+    """The module's shared server (tests on it use their own distinct paths)."""
+    return shared.get()
+
+
+@pytest.fixture
+def zk(srv, clients):
+    return clients.new(srv)
+
+
+@pytest.fixture
+def zk2(srv, clients):
+    return clients.new(srv)
 
 
 def kinds(results):

@@ -112,6 +112,18 @@ def test_create_path_shapes(ck: Checker) -> None:
         [".0000000000", "0000000001", "0000000002"]
 
 
+@pytest.mark.parametrize("flags", [2, 3, 6], ids=["seq", "eph-seq", "ttl-seq"])
+def test_sequential_create_of_trailing_slash(ck: Checker, flags: int) -> None:
+    p = uniq(ck, f"slash{flags}")
+    ck.write(ck.c.create(p), 0, "create parent")
+    if flags == 6:
+        rep = ck.write(ck.c.create_ttl(p + "/", 5000, flags=6), 0, "sequential TTL '/p/'")
+    else:
+        rep = ck.write(ck.c.create(p + "/", b"s", flags=flags), 0, "sequential '/p/'")
+    assert rep.body["path"] == p + "/0000000000"
+    assert ck.read(ck.c.get_children(p), 0, "list").body["children"] == ["0000000000"]
+
+
 def test_delete_path_checks(ck: Checker) -> None:
     c = ck.c
     for path in ("/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"):

@@ -51,7 +51,8 @@ def test_fresh_server_counts_and_root(server: Any) -> None:
         assert cfg.body["stat"].aversion == -1
         assert sorted(c.get_children("/zookeeper").body["children"]) == ["config", "quota"]
         # the root is also known under ""
-        assert c.get_data("").body["stat"] == st
+        alias = c.get_data("")
+        assert alias.err == 0 and alias.body["stat"] == st
         c.close_session()
 
 

@@ -53,7 +53,7 @@ from plugins.transport_jute.codec import (
 )
 
 MAXBUF = 0xFFFFF
-SETTINGS = settings(max_examples=60, deadline=None,
+SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 INT32 = st.integers(-(2**31), 2**31 - 1)

@@ -7,6 +7,7 @@ import pytest
 from kernel.acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
 from kernel.protocol import CONTAINER_EPHEMERAL_OWNER, EventType, OpCode
 from kernel.records import ACL, STAT, Stat
+from kernel.sessions import SessionIdGenerator
 from kernel.tree import DataTree, ttl_owner
 from kernel.txn import (
     CheckTxn,
@@ -158,6 +159,16 @@ def test_ephemeral_owner_and_index(t: T) -> None:
     assert t.tree.ephemerals[SID] == {"/e2"}
     t.apply(DeleteTxn("/e2"), op=OpCode.DELETE)
     assert SID not in t.tree.ephemerals  # no empty sets left behind
+
+
+def test_ephemeral_of_a_session_from_a_high_server_id(t: T) -> None:
+    sid = SessionIdGenerator(200, T0).next_id()
+    assert sid < 0 and (sid >> 56) & 0xFF == 200
+    t.create("/e", owner=sid, sid=sid)
+    assert t.tree.ephemerals == {sid: {"/e"}}
+    assert t.tree.ttls == set()
+    assert t.stat("/e").ephemeralOwner == sid
+    assert t.tree.reapable(T0 + 10**9) == []
 
 
 def test_close_session_deletes_its_ephemerals(t: T) -> None:
