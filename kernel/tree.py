@@ -149,6 +149,13 @@ class DataTree:
         zk.children.update(("quota", "config"))
         self.nodes.update({"/": root, "/zookeeper": zk, "/zookeeper/quota": quota,
                            "/zookeeper/config": config})
+        self.link_root_alias()
+
+    def link_root_alias(self) -> None:
+        """ZooKeeper keys the root under both "/" and ""; so do we (reads of "" see the
+        root, and counts include the alias exactly as ZooKeeper's do). Call after
+        replacing the "/" node."""
+        self.nodes[""] = self.nodes["/"]
 
     # -- reads ---------------------------------------------------------------------
 
@@ -156,6 +163,7 @@ class DataTree:
         return self.nodes.get(path)
 
     def node_count(self) -> int:
+        """ZooKeeper's node count: real nodes plus the root alias."""
         return len(self.nodes)
 
     def approximate_data_size(self) -> int:
@@ -176,7 +184,8 @@ class DataTree:
         return total
 
     def walk(self) -> Iterator[tuple[str, Node]]:
-        return iter(self.nodes.items())
+        """Every real node (the "" alias of the root excluded)."""
+        return ((p, n) for p, n in self.nodes.items() if p)
 
     # -- apply ---------------------------------------------------------------------
 

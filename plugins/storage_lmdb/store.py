@@ -142,8 +142,12 @@ class LmdbStorage:
                 raise StorageError(f"{base}: unsupported storage format {fmt!r} "
                                    f"(this zkernel reads {FORMAT!r})")
         tree = self._load_tree()
-        tree.track_changes()
         self._tree = tree
+        if tree.dirty:
+            # Persist what the replay changed now, before anything newer is logged:
+            # last_applied must never cover changes the node records do not hold.
+            self.applied([], tree)
+            self.append([])
         return tree
 
     def _load_tree(self) -> DataTree:
@@ -164,9 +168,10 @@ class LmdbStorage:
                 sid = sid - (1 << 64) if sid >= 1 << 63 else sid
                 vb = bytes(v)
                 tree.sessions[sid] = SessionRecord(_SESSION.unpack_from(vb)[0], vb[4:])
+        tree.link_root_alias()
         # Derived indexes: children, ephemerals, containers, TTL nodes.
         for path, node in nodes.items():
-            if path == "/":
+            if path == "/" or path == "":
                 continue
             i = path.rfind("/")
             parent = nodes.get(path[:i] or "/")
@@ -182,6 +187,7 @@ class LmdbStorage:
                     tree.ttls.add(path)
         tree.last_zxid = last_applied
         self._persisted_applied = last_applied
+        tree.track_changes()
         # Replay the durable log past the tree (at most one batch after a crash).
         replayed = 0
         with self.log_env.begin(buffers=True) as txn:

@@ -192,7 +192,8 @@ class JuteConnection(asyncio.Protocol):
             self._fail("request shorter than its header")
             return
         xid, op = _unpack_req(payload, 0)
-        self.last_cxid = xid
+        if xid >= 0:
+            self.last_cxid = xid
         dec = _DECODERS.get(op)
         if dec is None or op == OpCode.CHECK:
             # Unknown opcode (or a bare check): Unimplemented, then close.
@@ -202,7 +203,7 @@ class JuteConnection(asyncio.Protocol):
         self.last_op_code = op
         if op in _PATH_WATCH_OPS:
             # Hot path (getData/exists/getChildren): path + watch flag, no Reader.
-            n = _unpack_len(payload, 8)[0]
+            n = _unpack_len(payload, 8)[0] if len(payload) >= 13 else -1
             if 0 <= n and len(payload) == 13 + n:
                 path = payload[12:12 + n].decode("utf-8", "replace")
                 self.kernel.submit(self, xid, op, PathWatchRequest(path, payload[-1] != 0))

@@ -117,7 +117,7 @@ class FourLetterWords:
             f"Outstanding: {k.outstanding_requests}",
             f"Zxid: {k.last_zxid:#x}",
             "Mode: standalone",
-            f"Node count: {k.tree.node_count() + 1}",
+            f"Node count: {k.tree.node_count()}",
         ]
         return "\n".join(lines) + "\n"
 
@@ -299,7 +299,7 @@ class FourLetterWords:
             ("num_alive_connections", len(self.transport.connections)),
             ("outstanding_requests", k.outstanding_requests),
             ("uptime", k.clock.mono_ms() - st.start_mono_ms),
-            ("znode_count", k.tree.node_count() + 1),
+            ("znode_count", k.tree.node_count()),
             ("watch_count", k.watches.count()),
             ("ephemerals_count", sum(len(v) for v in k.tree.ephemerals.values())),
             ("approximate_data_size", k.tree.approximate_data_size()),

@@ -44,7 +44,7 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def bg(srv: Any) -> Iterator[WireConn]:
+def bg_session(srv: Any) -> Iterator[WireConn]:
     """The capture's background session: 2 ephemerals, data/child/exist watches."""
     c = wire.open_session(srv.host, srv.port)
     assert c.create("/bg").err == 0
@@ -56,6 +56,13 @@ def bg(srv: Any) -> Iterator[WireConn]:
     assert c.get_data("/bg/eph1", watch=True).err == 0
     yield c
     c.close()
+
+
+@pytest.fixture
+def bg(bg_session: WireConn) -> WireConn:
+    """The background session, pinged so that it cannot expire during the module."""
+    assert bg_session.ping().err == 0
+    return bg_session
 
 
 def word(s: Any, w: bytes) -> str:

@@ -280,9 +280,9 @@ class Stat:
     version: int
     cversion: int
     aversion: int
-    ephemeralOwner: int  # noqa: N815 - wire field name
-    dataLength: int  # noqa: N815
-    numChildren: int  # noqa: N815
+    ephemeralOwner: int  # wire field names, as in zookeeper.jute
+    dataLength: int
+    numChildren: int
     pzxid: int
 
 
@@ -635,8 +635,7 @@ class WireConn:
         return self.call(op, multi_body(ops))
 
     def close_session(self) -> Reply:
-        rep = self.call(OP["closeSession"])
-        return rep
+        return self.call(OP["closeSession"])
 
     def __enter__(self) -> WireConn:
         return self

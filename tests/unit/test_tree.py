@@ -68,7 +68,10 @@ def t() -> T:
 
 def test_fresh_tree_has_the_system_nodes_with_zero_stats() -> None:
     tree = DataTree()
-    assert set(tree.nodes) == {"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"}
+    assert {p for p, _ in tree.walk()} == {"/", "/zookeeper", "/zookeeper/quota",
+                                           "/zookeeper/config"}
+    assert tree.nodes[""] is tree.nodes["/"]  # ZooKeeper's root alias
+    assert tree.node_count() == 5  # ZooKeeper counts the alias too (srvr: Node count: 5)
     assert tree.last_zxid == 0
     root, zk = tree.nodes["/"].stat(), tree.nodes["/zookeeper"].stat()
     assert root == Stat(0, 0, 0, 0, 0, -1, 0, 0, 0, 1, 0)  # c = 0, one child: cversion -1
@@ -398,4 +401,4 @@ def test_count_descendants(t: T) -> None:
     t.create("/a/d")
     assert t.tree.count_descendants("/a") == 3
     assert t.tree.count_descendants("/") == 7
-    assert t.tree.node_count() == 8
+    assert t.tree.node_count() == 9  # 8 nodes + the root alias, as ZooKeeper counts
