@@ -28,7 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = load_config(args.config)
             from kernel.runtime.server import run_server
 
-            run_server(config)
+            try:
+                run_server(config)
+            except BaseExceptionGroup as group:
+                # Task groups wrap a failing task's error; report the error itself.
+                raise _first_leaf(group) from None
         except ConfigError as e:
             print(f"zkernel: configuration error: {e}", file=sys.stderr)
             return 2
@@ -38,6 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return 0
     return 0
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":
