@@ -20,7 +20,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--config", "-c", required=True, help="path to zoo.cfg")
     serve.add_argument("--log-level", default="INFO",
                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    from kernel.plugins import plugin_manager
+
+    commands = {}
+    for group in plugin_manager().hook.zk_cli_commands():
+        for cmd in group:
+            sp = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+            cmd.configure(sp)
+            commands[cmd.name] = cmd
     args = parser.parse_args(argv)
+    if args.command in commands:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+        return int(commands[args.command].run(args))
     if args.command == "serve":
         logging.basicConfig(level=getattr(logging, args.log_level),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")

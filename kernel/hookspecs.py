@@ -64,6 +64,16 @@ def zk_auth_providers(  # type: ignore[empty-body]
 
 
 @hookspec
+def zk_cli_commands() -> list[Any]:  # type: ignore[empty-body]
+    """Return extra ``zkernel`` sub-commands this plugin offers.
+
+    Each object has ``name: str``, ``help: str``, ``configure(parser)`` (add arguments
+    to an ``argparse`` sub-parser) and ``run(args) -> int`` (the exit status; print
+    readable errors to stderr, never a traceback for bad input).
+    """
+
+
+@hookspec
 def zk_on_commit(txn: Txn) -> None:
     """Called after a transaction has been applied to the tree, in zxid order.
 

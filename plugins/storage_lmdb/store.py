@@ -292,6 +292,35 @@ class LmdbStorage:
             self._pending_sessions.extend(sessions)
             self._pending_applied = tree.last_zxid
 
+    # -- import ---------------------------------------------------------------------------
+
+    def write_imported(self, tree: DataTree) -> None:
+        """Write a whole tree (from ``zkernel import-zookeeper``) into a new environment.
+
+        Refuses a data dir that already holds a zkernel environment with data."""
+        if (self.data_dir / ENV_DIR / "data.mdb").exists():
+            probe = LmdbStorage(self.data_dir, self.log_dir, force_sync=False)
+            existing = probe.open()
+            count = sum(1 for _ in existing.walk())
+            last = existing.last_zxid
+            probe.close()
+            if count > 4 or last:
+                raise StorageError(f"{self.data_dir} already holds a zkernel data directory "
+                                   f"({count} znodes, last zxid {last:#x}); refusing to "
+                                   f"overwrite it")
+        self.open()
+        assert self.env is not None
+        with self.env.begin(write=True) as w:
+            for path, node in tree.walk():
+                w.put(path.encode("utf-8"), encode_node(node), db=self.nodes)
+            for sid, rec in tree.sessions.items():
+                w.put(_zkey(sid & ((1 << 64) - 1)), _SESSION.pack(rec.timeout) + rec.password,
+                      db=self.sessions_db)
+            w.put(b"last_applied", _zkey(tree.last_zxid), db=self.meta)
+        self.env.sync(True)
+        self._persisted_applied = tree.last_zxid
+        self.close()
+
     # -- the rest -----------------------------------------------------------------------
 
     def size_bytes(self) -> tuple[int, int]:
