@@ -12,7 +12,10 @@ Everything here talks to a real server process over TCP through kazoo 2.11:
   getAllChildrenNumber 104, whoAmI 107, multiRead 22, create2 inside multi) through
   kazoo's own request queue (``call``), and unvalidated paths for create/setData;
 * ``TcpProxy`` sits between a client and the server so a test can cut a connection
-  (session survives) or black-hole a client (session expires).
+  (session survives) or black-hole a client (session expires);
+* ``SharedServer`` gives the tests of one module a common server (they use distinct
+  paths); tests that look at global state (root stats, counts, 4lw numbers) still use
+  the fresh per-test ``server`` fixture from tests/conftest.py.
 
 The same tests run against Apache ZooKeeper 3.8 (``ZK_TEST_TARGET=zookeeper``) and
 zkernel (default); ``IS_ZOOKEEPER`` gates the few assertions where 3.9 (zkernel) and
@@ -329,6 +332,20 @@ def _read_strings(buf: bytes, offset: int) -> tuple[list[str], int]:
         s, offset = read_string(buf, offset)
         out.append(s)
     return out, offset
+
+
+class BareOp:
+    """A request with any opcode and no body (kazoo cannot send opcode 0: it omits a
+    falsy type)."""
+
+    def __init__(self, opcode: int) -> None:
+        self.type = opcode
+
+    def serialize(self) -> bytes:
+        return b""
+
+    def deserialize(self, buf: bytes, offset: int) -> bytes:
+        return bytes(buf[offset:])
 
 
 class RawCreate(namedtuple("RawCreate", "path data acl flags opcode")):

@@ -5,6 +5,7 @@ they report (client-protocol.md §11; captures in /work/shared/reference/capture
 from __future__ import annotations
 
 import re
+import socket
 import struct
 
 import pytest
@@ -19,6 +20,19 @@ def clients(server_factory):
     pool = kh.ClientPool()
     yield pool
     pool.close()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    holder = kh.SharedServer(tmp_path_factory)
+    yield holder
+    holder.close()
+
+
+@pytest.fixture
+def srv(shared):
+    """The module's shared server (tests on it use their own distinct paths)."""
+    return shared.get()
 
 
 def flw(srv, word):
@@ -55,9 +69,9 @@ def mntr(srv):
     return dict(pairs)
 
 
-def test_ruok_and_isro(server):
-    assert flw(server, "ruok") == "imok"
-    assert flw(server, "isro") == "rw"
+def test_ruok_and_isro(srv):
+    assert flw(srv, "ruok") == "imok"
+    assert flw(srv, "isro") == "rw"
 
 
 def test_srvr_on_fresh_server(server):
@@ -240,19 +254,19 @@ def test_watch_words(server, clients):
     assert parse_watch_listing(flw(server, "wchp")) == {"/w2": {sa}}
 
 
-def test_conf(server):
-    text = flw(server, "conf")
+def test_conf(srv):
+    text = flw(srv, "conf")
     pairs = [line.split("=", 1) for line in text.splitlines()]
     keys = [k for k, _ in pairs]
     assert keys == ["clientPort", "secureClientPort", "dataDir", "dataDirSize", "dataLogDir",
                     "dataLogSize", "tickTime", "maxClientCnxns", "minSessionTimeout",
                     "maxSessionTimeout", "clientPortListenBacklog", "serverId"]
     conf = dict(pairs)
-    assert conf["clientPort"] == str(server.port)
+    assert conf["clientPort"] == str(srv.port)
     assert conf["secureClientPort"] == "-1"
     # ZooKeeper names its snapshot directory, zkernel its LMDB environment.
     sub = "version-2" if kh.IS_ZOOKEEPER else "zkernel-lmdb"
-    assert conf["dataDir"] == str(server.workdir / "data" / sub)
+    assert conf["dataDir"] == str(srv.workdir / "data" / sub)
     assert conf["tickTime"] == "2000"
     assert conf["maxClientCnxns"] == "0"
     assert (conf["minSessionTimeout"], conf["maxSessionTimeout"]) == ("4000", "40000")
@@ -277,18 +291,18 @@ ENVI_KEYS = ["zookeeper.version", "host.name", "java.version", "java.vendor", "j
              "os.memory.free", "os.memory.max", "os.memory.total"]
 
 
-def test_envi(server):
-    text = flw(server, "envi")
+def test_envi(srv):
+    text = flw(srv, "envi")
     assert text.startswith("Environment:\n")
     pairs = dict(line.split("=", 1) for line in text.splitlines()[1:])
     assert list(pairs) == ENVI_KEYS
-    assert pairs["zookeeper.version"] == srvr(server)["version"]
+    assert pairs["zookeeper.version"] == srvr(srv)["version"]
     for k in ("os.memory.free", "os.memory.max", "os.memory.total"):
         assert re.fullmatch(r"\d+MB", pairs[k]), (k, pairs[k])
 
 
-def test_dirs(server):
-    assert re.fullmatch(r"datadir_size: \d+\nlogdir_size: \d+\n", flw(server, "dirs"))
+def test_dirs(srv):
+    assert re.fullmatch(r"datadir_size: \d+\nlogdir_size: \d+\n", flw(srv, "dirs"))
 
 
 def test_dump(server, clients):
@@ -314,24 +328,37 @@ def test_dump(server, clients):
     assert f"sessionId: {sid}" in connections
 
 
-def test_trace_mask_words(server):
-    assert flw(server, "gtmk") == "306"
-    assert kh.stmk(server.port, 31) == "31"
-    assert flw(server, "gtmk") == "31"
-    assert kh.stmk(server.port, 306) == "306"
+def test_trace_mask_words(srv):
+    assert flw(srv, "gtmk") == "306"
+    assert kh.stmk(srv.port, 31) == "31"
+    assert flw(srv, "gtmk") == "31"
+    assert kh.stmk(srv.port, 306) == "306"
 
 
-def test_unknown_word_closes_without_answer(server):
-    assert kh.send_raw(server.port, b"abcd") == b""
-    assert flw(server, "ruok") == "imok"
+def test_unknown_word_closes_without_answer(srv):
+    assert kh.send_raw(srv.port, b"abcd") == b""
+    assert flw(srv, "ruok") == "imok"
 
 
-def test_word_after_handshake_is_not_a_command(server):
+def test_word_after_handshake_is_not_a_command(srv):
     connect = Connect(0, 0, 10000, 0, b"\x00" * 16, False).serialize()
-    payload = struct.pack(">i", len(connect)) + bytes(connect) + b"ruok"
-    reply = kh.send_raw(server.port, payload)
-    # only the ConnectResponse comes back (4-byte length + 37 bytes); 'ruok' is taken as
-    # an oversized frame length and the connection is closed
-    (length,) = struct.unpack(">i", reply[:4])
-    assert length == 37 and len(reply) == 41
-    assert b"imok" not in reply
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+        s.sendall(struct.pack(">i", len(connect)) + bytes(connect))
+        reply = b""
+        while len(reply) < 41:  # 4-byte length + 37-byte ConnectResponse
+            chunk = s.recv(41 - len(reply))
+            assert chunk, reply
+            reply += chunk
+        assert struct.unpack(">i", reply[:4])[0] == 37
+        # 'ruok' is now read as a frame length (0x72756f6b > jute.maxbuffer): closed
+        s.sendall(b"ruok")
+        rest = b""
+        while True:
+            try:
+                chunk = s.recv(4096)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            rest += chunk
+    assert rest == b""

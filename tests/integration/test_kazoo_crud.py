@@ -14,12 +14,14 @@ from kazoo.exceptions import (
     BadArgumentsError,
     BadVersionError,
     ConnectionLoss,
+    InvalidACLError,
     NoAuthError,
     NoChildrenForEphemeralsError,
     NodeExistsError,
     NoNodeError,
     NotEmptyError,
     ReconfigDisabledError,
+    UnimplementedError,
 )
 from kazoo.protocol.serialization import Delete, Exists, GetData
 from kazoo.protocol.states import KazooState
@@ -56,7 +58,7 @@ def zk(srv, clients):
 @pytest.fixture
 def zk_fresh(server, clients):
     """A client of a brand-new server, for tests that look at global state."""
-    return clients.new(srv)
+    return clients.new(server)
 
 
 ZERO_STAT = dict(czxid=0, mzxid=0, ctime=0, mtime=0, version=0, aversion=0,
@@ -142,7 +144,7 @@ def test_other_children_of_zookeeper_node_are_allowed(zk_fresh):
 
 def test_create2_returns_full_stat_and_updates_parent(zk_fresh):
     zk = zk_fresh
-    before = now = kh.now_ms()
+    before = kh.now_ms()
     path, st = zk.create("/a", b"hello", include_data=True)
     after = kh.now_ms()
     assert path == "/a"
@@ -150,7 +152,7 @@ def test_create2_returns_full_stat_and_updates_parent(zk_fresh):
     assert st.czxid > 0
     assert zk.last_zxid == st.czxid  # the reply header of a write carries its zxid
     assert st.ctime == st.mtime
-    assert before - 60_000 <= st.ctime <= after + 60_000, (now, st.ctime)
+    assert before - 60_000 <= st.ctime <= after + 60_000, (before, st.ctime)  # server clock
     assert (st.version, st.cversion, st.aversion) == (0, 0, 0)
     assert st.ephemeralOwner == 0
     assert st.dataLength == 5
@@ -313,12 +315,16 @@ def test_create_flag_validation(zk):
     assert st.ephemeralOwner == 0
 
 
-def test_create_precedence_nonode_before_badarguments_and_acl(zk):
+def test_create_error_precedence(zk):
+    bad_acl = [make_acl("world", "somebody", read=True)]
     # an invalid ACL is checked before the parent (§6.2 step 5 before 6)
-    from kazoo.exceptions import InvalidACLError
-
     with pytest.raises(InvalidACLError):
-        zk.create("/nope/x", b"", acl=[make_acl("world", "somebody", read=True)])
+        zk.create("/nope/x", b"", acl=bad_acl)
+    # ... but after the basic path check (no '/', NUL)
+    with pytest.raises(BadArgumentsError):
+        kh.call(zk, kh.raw_create("noslash", acl=bad_acl))
+    with pytest.raises(BadArgumentsError):
+        kh.call(zk, kh.raw_create("/nope/\x00", acl=bad_acl))
     # missing parent beats the final-path validation of a trailing '/'
     with pytest.raises(NoNodeError):
         kh.call(zk, kh.raw_create("/nope/x/"))
@@ -521,6 +527,19 @@ def test_reconfig_is_disabled_on_standalone(zk):
     with pytest.raises(ReconfigDisabledError):
         zk.reconfig(joining="server.2=127.0.0.1:2888:3888;2181", leaving=None,
                     new_members=None)
+
+
+def test_unknown_opcodes_are_unimplemented_and_close_the_connection(zk):
+    sid = zk.client_id[0]
+    zk.create("/unk", b"", ephemeral=True)
+    for n, opcode in enumerate((10, 23, 50, 99, 108, 1000), start=2):
+        with pytest.raises(UnimplementedError):
+            kh.call(zk, kh.BareOp(opcode))
+        # the connection is closed after the error; kazoo resumes the same session
+        kh.wait_until(lambda n=n: len(kh.wire(zk).connects) >= n and zk.connected,
+                      msg=f"reconnect after opcode {opcode}")
+    assert zk.client_id[0] == sid
+    assert zk.exists("/unk").ephemeralOwner == sid
 
 
 # ---------------------------------------------------------------------------------------

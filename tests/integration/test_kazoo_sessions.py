@@ -26,9 +26,22 @@ def clients(server_factory):
     pool.close()
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    holder = kh.SharedServer(tmp_path_factory)
+    yield holder
+    holder.close()
+
+
 @pytest.fixture
-def zk(server, clients):
-    return clients.new(server)
+def srv(shared):
+    """The module's shared server (tests on it use their own distinct paths)."""
+    return shared.get()
+
+
+@pytest.fixture
+def zk(srv, clients):
+    return clients.new(srv)
 
 
 def connect_tuple(resp):
@@ -72,8 +85,8 @@ def test_negotiated_timeout_uses_configured_bounds(server_factory, clients):
     assert got == expected
 
 
-def test_sessions_are_distinct(server, clients):
-    ids = {clients.new(server).client_id[0] for _ in range(4)}
+def test_sessions_are_distinct(srv, clients):
+    ids = {clients.new(srv).client_id[0] for _ in range(4)}
     assert len(ids) == 4
     assert 0 not in ids
 
@@ -133,12 +146,12 @@ def test_close_deletes_ephemerals_and_notifies_watchers(server, clients):
     assert p_after.mzxid == p_before.mzxid
 
 
-def test_closed_session_cannot_be_resumed(server, clients):
-    a = clients.new(server)
+def test_closed_session_cannot_be_resumed(srv, clients):
+    a = clients.new(srv)
     sid, passwd = a.client_id
     a.create("/gone", b"", ephemeral=True)
     a.stop()
-    c = clients.new(server, client_id=(sid, passwd))
+    c = clients.new(srv, client_id=(sid, passwd))
     assert connect_tuple(kh.wire(c).connects[0]) == EXPIRED
     # kazoo then starts a brand-new session
     assert c.client_id[0] not in (0, sid)
@@ -150,9 +163,9 @@ def test_closed_session_cannot_be_resumed(server, clients):
 # ---------------------------------------------------------------------------------------
 
 
-def test_dropped_connection_resumes_same_session(server, clients):
-    b = clients.new(server)
-    with kh.tcp_proxy(server) as proxy:
+def test_dropped_connection_resumes_same_session(srv, clients):
+    b = clients.new(srv)
+    with kh.tcp_proxy(srv) as proxy:
         a = clients.new(proxy)
         sid, passwd = a.client_id
         a.create("/keep", b"", ephemeral=True)
@@ -173,15 +186,15 @@ def test_dropped_connection_resumes_same_session(server, clients):
         assert b.exists("/keep") is None
 
 
-def test_resume_with_client_id_keeps_ephemerals(server, clients):
-    watcher_client = clients.new(server)
-    with kh.tcp_proxy(server) as proxy:
+def test_resume_with_client_id_keeps_ephemerals(srv, clients):
+    watcher_client = clients.new(srv)
+    with kh.tcp_proxy(srv) as proxy:
         a = clients.new(proxy)
         sid, passwd = a.client_id
         a.create("/mine", b"", ephemeral=True)
         proxy.block()  # a is cut off; its session lives on server-side
         kh.wait_until(lambda: not a.connected, msg="a disconnected")
-        b = clients.new(server, client_id=(sid, passwd))
+        b = clients.new(srv, client_id=(sid, passwd))
         resp = kh.wire(b).connects[0]
         assert (resp.session_id, resp.passwd) == (sid, passwd)
         assert resp.time_out > 0
@@ -198,12 +211,12 @@ def test_resume_with_client_id_keeps_ephemerals(server, clients):
         assert w.wait(1)[0].type == EventType.DELETED
 
 
-def test_wrong_password_is_refused_as_expired(server, clients):
-    a = clients.new(server)
+def test_wrong_password_is_refused_as_expired(srv, clients):
+    a = clients.new(srv)
     sid, passwd = a.client_id
     a.create("/owned", b"", ephemeral=True)
     bad = passwd[:-1] + bytes([passwd[-1] ^ 0xFF])
-    b = clients.new(server, client_id=(sid, bad))
+    b = clients.new(srv, client_id=(sid, bad))
     assert connect_tuple(kh.wire(b).connects[0]) == EXPIRED
     assert b.client_id[0] not in (0, sid)  # kazoo started a new session
     # the real session is intact (a may have been kicked off and reconnected)
@@ -213,12 +226,12 @@ def test_wrong_password_is_refused_as_expired(server, clients):
     assert a.exists("/owned") is not None
 
 
-def test_resume_attempt_closes_the_live_connection_first(server, clients):
+def test_resume_attempt_closes_the_live_connection_first(srv, clients):
     """ZK closes any connection bound to the session before checking the password."""
-    a = clients.new(server)
+    a = clients.new(srv)
     sid, passwd = a.client_id
     bad = bytes(16) if passwd != bytes(16) else b"\x01" * 16
-    clients.new(server, client_id=(sid, bad))
+    clients.new(srv, client_id=(sid, bad))
     kh.wait_until(lambda: KazooState.SUSPENDED in kh.states(a), msg="a kicked off")
     kh.wait_until(lambda: a.connected, msg="a reconnected")
     assert a.client_id[0] == sid
