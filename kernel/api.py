@@ -44,7 +44,7 @@ from kernel.records import (
     Stat,
     WatchTypeRequest,
 )
-from kernel.storage import Storage
+from kernel.storage import Storage, StorageError
 from kernel.tree import DataTree, Node
 from kernel.txn import Txn
 
@@ -86,6 +86,7 @@ __all__ = [
     "SetWatchesRequest",
     "Stat",
     "Storage",
+    "StorageError",
     "SystemClock",
     "Txn",
     "Unimplemented",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from kernel import __version__
 from kernel.config import ConfigError, load_config
+from kernel.storage import StorageError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as e:
             print(f"zkernel: configuration error: {e}", file=sys.stderr)
             return 2
+        except StorageError as e:
+            print(f"zkernel: refusing to start: {e}", file=sys.stderr)
+            return 3
         except OSError as e:
             print(f"zkernel: {e}", file=sys.stderr)
             return 1

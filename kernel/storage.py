@@ -9,6 +9,11 @@ from kernel.tree import DataTree
 from kernel.txn import Txn
 
 
+class StorageError(Exception):
+    """A data directory the server must not start on (corrupt, foreign, in use, or of a
+    newer format). The message says what is wrong and what to do; nothing is changed."""
+
+
 class Storage(Protocol):
     """A storage backend (returned by the ``zk_storage`` hook).
 

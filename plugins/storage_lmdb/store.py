@@ -16,7 +16,9 @@ so a crash at any instant recovers to exactly the acknowledged writes.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import struct
 import threading
 from collections.abc import Sequence
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import lmdb
 
-from kernel.api import ACL, DataTree, Node, Txn
+from kernel.api import ACL, DataTree, Node, StorageError, Txn
 from kernel.errors import ProtocolError
 from kernel.jute import Reader, Writer
 from kernel.tree import SessionRecord
@@ -34,12 +36,37 @@ log = logging.getLogger(__name__)
 
 FORMAT = b"zkernel-lmdb-1"
 ENV_DIR = "zkernel-lmdb"
+LOCK_FILE = "zkernel.lock"
+_LMDB_MAGIC = 0xBEEFC0DE
+
+
+def _check_not_truncated(data_file: Path) -> None:
+    """Refuse an LMDB file shorter than the pages its newest meta page says are in use
+    (LMDB would fault on them with SIGBUS instead of reporting an error)."""
+    try:
+        size = data_file.stat().st_size
+        with open(data_file, "rb") as f:
+            head = f.read(2 * 65536)
+    except FileNotFoundError:
+        return
+    if size == 0:
+        raise StorageError(f"{data_file} is empty (truncated?)")
+    psize = os.sysconf("SC_PAGE_SIZE")
+    best: tuple[int, int] | None = None  # (txnid, last_pg)
+    for off in (16, psize + 16):
+        meta = head[off:off + 136]
+        if len(meta) < 136 or struct.unpack_from("<I", meta, 0)[0] != _LMDB_MAGIC:
+            continue
+        last_pg, txnid = struct.unpack_from("<QQ", meta, 24 + 96)
+        if best is None or txnid > best[0]:
+            best = (txnid, last_pg)
+    if best is None:
+        raise StorageError(f"{data_file} is not an LMDB file (no valid meta page)")
+    if size < (best[1] + 1) * psize:
+        raise StorageError(f"{data_file} is truncated: {size} bytes, but its last "
+                           f"transaction uses {(best[1] + 1) * psize}")
 _Z = struct.Struct(">Q")
 _SESSION = struct.Struct(">i")
-
-
-class StorageError(Exception):
-    """A data directory zkernel must not start on (corrupt, foreign, or newer format)."""
 
 
 def _zkey(zxid: int) -> bytes:
@@ -96,8 +123,19 @@ class LmdbStorage:
         self._tree: DataTree | None = None
         self.env: lmdb.Environment | None = None
         self.log_env: lmdb.Environment | None = None
+        self._lock_fds: list[int] = []
 
     # -- opening ------------------------------------------------------------------------
+
+    def _lock_dir(self, path: Path) -> None:
+        """One server per data directory: an exclusive, non-blocking flock."""
+        fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StorageError(f"{path} is in use by another zkernel process") from None
+        self._lock_fds.append(fd)
 
     def _open_env(self, base: Path, create: bool) -> lmdb.Environment:
         path = base / ENV_DIR
@@ -105,8 +143,11 @@ class LmdbStorage:
             if not create:
                 raise StorageError(f"{path} is missing")
             path.mkdir(parents=True)
-        elif not (path / "data.mdb").exists() and any(path.iterdir()):
+        elif not (path / "data.mdb").exists() and any(p.name != LOCK_FILE
+                                                       for p in path.iterdir()):
             raise StorageError(f"{path} exists but holds no zkernel LMDB environment")
+        self._lock_dir(path)
+        _check_not_truncated(path / "data.mdb")
         try:
             # sync=False: we fsync explicitly once per batch (group commit), and only
             # when forceSync is on.
@@ -130,6 +171,7 @@ class LmdbStorage:
         self.nodes = env.open_db(b"nodes")
         self.sessions_db = env.open_db(b"sessions")
         self.log_db = self.log_env.open_db(b"log")
+        self._check_log_identity(separate)
         with env.begin(write=True) as txn:
             fmt = txn.get(b"format", db=self.meta)
             if fmt is None:
@@ -141,7 +183,10 @@ class LmdbStorage:
             elif fmt != FORMAT:
                 raise StorageError(f"{base}: unsupported storage format {fmt!r} "
                                    f"(this zkernel reads {FORMAT!r})")
-        tree = self._load_tree()
+        try:
+            tree = self._load_tree()
+        except lmdb.Error as e:
+            raise StorageError(f"{base}: LMDB reports corruption: {e}") from None
         self._tree = tree
         if tree.dirty:
             # Persist what the replay changed now, before anything newer is logged:
@@ -149,6 +194,37 @@ class LmdbStorage:
             self.applied([], tree)
             self.append([])
         return tree
+
+    def _check_log_identity(self, separate: bool) -> None:
+        """The log belongs to this dataDir: refuse a dataLogDir that changed since the
+        log was written (starting on a fresh log would drop the unapplied tail)."""
+        assert self.env is not None and self.log_env is not None
+        log_meta = self.log_env.open_db(b"log_meta")
+        dt = self.env.begin(write=True)
+        lt = self.log_env.begin(write=True) if separate else dt
+        try:
+            want = dt.get(b"log_id", db=self.meta)
+            have = lt.get(b"log_id", db=log_meta)
+            where = dt.get(b"log_dir", db=self.meta)
+            if want is None and have is None:
+                log_id = os.urandom(16)
+                dt.put(b"log_id", log_id, db=self.meta)
+                dt.put(b"log_dir", str(self.log_dir.resolve()).encode(), db=self.meta)
+                lt.put(b"log_id", log_id, db=log_meta)
+            elif want != have:
+                old = where.decode() if where else "another directory"
+                raise StorageError(
+                    f"the transaction log of {self.data_dir} was written in {old}, but "
+                    f"dataLogDir now points to {self.log_dir}: restore the old dataLogDir "
+                    f"setting (or move that log back) so no acknowledged write is lost")
+        except BaseException:
+            if lt is not dt:
+                lt.abort()
+            dt.abort()
+            raise
+        if lt is not dt:
+            lt.commit()
+        dt.commit()
 
     def _load_tree(self) -> DataTree:
         assert self.env is not None and self.log_env is not None
@@ -161,7 +237,7 @@ class LmdbStorage:
             try:
                 for k, v in cur:
                     nodes[bytes(k).decode("utf-8")] = decode_node(v, acl_cache)
-            except (ProtocolError, UnicodeDecodeError) as e:
+            except (ProtocolError, UnicodeDecodeError, lmdb.Error) as e:
                 raise StorageError(f"{self.data_dir}: corrupt node record: {e}") from None
             for k, v in txn.cursor(db=self.sessions_db):
                 sid = _Z.unpack(bytes(k))[0]
@@ -235,7 +311,9 @@ class LmdbStorage:
         put = w.put
         db = self.log_db
         for k, v in entries:
-            put(k, v, db=db, append=True)
+            if not put(k, v, db=db, append=True):
+                raise StorageError(f"log entry {k.hex()} is not after the log's last "
+                                   f"entry: the log was changed by someone else")
         if self._first_log_zxid == 0 and entries:
             self._first_log_zxid = _Z.unpack(entries[0][0])[0]
         # Retention (the role of snapCount/autopurge): keep the newest retain_txns
@@ -348,3 +426,6 @@ class LmdbStorage:
             self.log_env.close()
         self.env.close()
         self.env = None
+        for fd in self._lock_fds:
+            os.close(fd)
+        self._lock_fds.clear()
