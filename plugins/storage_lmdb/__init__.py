@@ -27,3 +27,41 @@ def zk_storage(config: ServerConfig) -> Any:
     retain = int(config.get("snapCount") or 100_000)
     return LmdbStorage(config.data_dir, config.data_log_dir, force_sync=force,
                        retain_txns=retain)
+
+
+class ImportZooKeeperCommand:
+    """``zkernel import-zookeeper SOURCE --data-dir TARGET``."""
+
+    name = "import-zookeeper"
+    help = ("read an Apache ZooKeeper 3.x data directory (latest valid snapshot + the "
+            "transaction logs after it, CRC-checked) into a new zkernel data directory")
+
+    def configure(self, parser: Any) -> None:
+        parser.add_argument("source", help="ZooKeeper dataDir (or its version-2 directory)")
+        parser.add_argument("--data-log-dir", help="ZooKeeper dataLogDir, if separate")
+        parser.add_argument("--data-dir", required=True,
+                            help="zkernel dataDir to create (must not hold data yet)")
+
+    def run(self, args: Any) -> int:
+        import sys
+        from pathlib import Path
+
+        from plugins.storage_lmdb.store import LmdbStorage, StorageError
+        from plugins.storage_lmdb.zk_import import ZooKeeperDataError, read_zookeeper_datadir
+
+        try:
+            result = read_zookeeper_datadir(
+                Path(args.source), Path(args.data_log_dir) if args.data_log_dir else None)
+            LmdbStorage(Path(args.data_dir)).write_imported(result.tree)
+        except (ZooKeeperDataError, StorageError, OSError) as e:
+            print(f"zkernel import-zookeeper: {e}", file=sys.stderr)
+            return 1
+        print(f"imported {result.znode_count} znodes and {result.session_count} sessions "
+              f"up to zxid {result.last_zxid:#x} into {args.data_dir}")
+        return 0
+
+
+@hookimpl
+def zk_cli_commands() -> list[Any]:
+    """The ZooKeeper data-directory importer."""
+    return [ImportZooKeeperCommand()]
