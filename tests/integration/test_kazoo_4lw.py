@@ -8,31 +8,10 @@ import re
 import socket
 import struct
 
-import pytest
 from kazoo.protocol.serialization import Connect
 
 from tests.integration import kazoo_helpers as kh
 from tests.support.servers import four_letter_word
-
-
-@pytest.fixture
-def clients(server_factory):
-    pool = kh.ClientPool()
-    yield pool
-    pool.close()
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    holder = kh.SharedServer(tmp_path_factory)
-    yield holder
-    holder.close()
-
-
-@pytest.fixture
-def srv(shared):
-    """The module's shared server (tests on it use their own distinct paths)."""
-    return shared.get()
 
 
 def flw(srv, word):

@@ -32,31 +32,6 @@ from tests.integration import kazoo_helpers as kh
 
 
 @pytest.fixture
-def clients(server_factory):
-    pool = kh.ClientPool()
-    yield pool
-    pool.close()
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    holder = kh.SharedServer(tmp_path_factory)
-    yield holder
-    holder.close()
-
-
-@pytest.fixture
-def srv(shared):
-    """The module's shared server (tests on it use their own distinct paths)."""
-    return shared.get()
-
-
-@pytest.fixture
-def zk(srv, clients):
-    return clients.new(srv)
-
-
-@pytest.fixture
 def anon(srv, clients):
     return clients.new(srv)
 

@@ -20,29 +20,11 @@ from tests.integration.kazoo_helpers import EV_CHILD, EV_DELETED
 REAPER_CFG = {"extendedTypesEnabled": "true", "znode.container.checkIntervalMs": 500}
 
 
-@pytest.fixture
-def clients(server_factory):
-    pool = kh.ClientPool()
-    yield pool
-    pool.close()
-
-
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
     holder = kh.SharedServer(tmp_path_factory, REAPER_CFG)
     yield holder
     holder.close()
-
-
-@pytest.fixture
-def srv(shared):
-    """The module's shared server (tests on it use their own distinct paths)."""
-    return shared.get()
-
-
-@pytest.fixture
-def zk(srv, clients):
-    return clients.new(srv)
 
 
 def gone(client, path):

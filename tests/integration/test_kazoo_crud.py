@@ -29,38 +29,6 @@ from kazoo.security import OPEN_ACL_UNSAFE, make_acl
 
 from tests.integration import kazoo_helpers as kh
 
-
-@pytest.fixture
-def clients(server_factory):
-    pool = kh.ClientPool()
-    yield pool
-    pool.close()
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    holder = kh.SharedServer(tmp_path_factory)
-    yield holder
-    holder.close()
-
-
-@pytest.fixture
-def srv(shared):
-    """The module's shared server (tests on it use their own distinct paths)."""
-    return shared.get()
-
-
-@pytest.fixture
-def zk(srv, clients):
-    return clients.new(srv)
-
-
-@pytest.fixture
-def zk_fresh(server, clients):
-    """A client of a brand-new server, for tests that look at global state."""
-    return clients.new(server)
-
-
 ZERO_STAT = dict(czxid=0, mzxid=0, ctime=0, mtime=0, version=0, aversion=0,
                  ephemeralOwner=0, dataLength=0, pzxid=0)
 

@@ -19,31 +19,6 @@ from tests.integration.kazoo_helpers import EV_CHILD, EV_DELETED
 EXPIRED = (0, 0, b"\x00" * 16)  # ConnectResponse timeOut, sessionId, passwd for a refusal
 
 
-@pytest.fixture
-def clients(server_factory):
-    pool = kh.ClientPool()
-    yield pool
-    pool.close()
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    holder = kh.SharedServer(tmp_path_factory)
-    yield holder
-    holder.close()
-
-
-@pytest.fixture
-def srv(shared):
-    """The module's shared server (tests on it use their own distinct paths)."""
-    return shared.get()
-
-
-@pytest.fixture
-def zk(srv, clients):
-    return clients.new(srv)
-
-
 def connect_tuple(resp):
     return (resp.time_out, resp.session_id, resp.passwd)
 

@@ -17,36 +17,6 @@ from tests.integration import kazoo_helpers as kh
 from tests.integration.kazoo_helpers import EV_CHANGED, EV_CHILD, EV_CREATED, EV_DELETED
 
 
-@pytest.fixture
-def clients(server_factory):
-    pool = kh.ClientPool()
-    yield pool
-    pool.close()
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    holder = kh.SharedServer(tmp_path_factory)
-    yield holder
-    holder.close()
-
-
-@pytest.fixture
-def srv(shared):
-    """The module's shared server (tests on it use their own distinct paths)."""
-    return shared.get()
-
-
-@pytest.fixture
-def zk(srv, clients):
-    return clients.new(srv)
-
-
-@pytest.fixture
-def zk2(srv, clients):
-    return clients.new(srv)
-
-
 def flush(client):
     """A round trip: afterwards every notification caused earlier has been read."""
     client.sync("/")
