@@ -21,7 +21,7 @@ zkernel_port=12190
 
 cleanup() {
     [ -n "${ZKERNEL_PID:-}" ] && kill "$ZKERNEL_PID" 2>/dev/null || true
-    "$work/bench/run-zookeeper.sh" --stop --port-base "$zk_base" >/dev/null 2>&1 || true
+    "$work/bench/run-zookeeper.sh" --stop --dir "$work/zk" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
