@@ -2,7 +2,7 @@
 PYTHON ?= python3
 CONFIG ?= deploy/zoo.cfg
 
-.PHONY: install install-test serve test lint bench-deps
+.PHONY: install install-test serve test lint differential differential-soak
 
 install:
 	$(PYTHON) -m pip install -q -e .
@@ -19,3 +19,11 @@ test: install-test
 lint:
 	ruff check kernel plugins tests
 	mypy kernel
+
+# Differential testing against Apache ZooKeeper 3.8 (Debian `zookeeper`): a fixed
+# seed set (also part of `make test`), and a long randomized soak.
+differential:
+	$(PYTHON) -m pytest tests/differential -q
+
+differential-soak:
+	$(PYTHON) -m pytest tests/differential -q -m soak -s
