@@ -45,7 +45,7 @@ from kernel.records import (
     WatchTypeRequest,
 )
 from kernel.storage import Storage, StorageError
-from kernel.tree import DataTree, Node
+from kernel.tree import DataTree, Node, NodeStore
 from kernel.txn import Txn
 
 __all__ = [
@@ -71,6 +71,7 @@ __all__ = [
     "MarshallingError",
     "MultiRequest",
     "Node",
+    "NodeStore",
     "OpCode",
     "OpResult",
     "PathRequest",

@@ -7,7 +7,8 @@ sessions (and their ephemerals) are replicated state.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from abc import abstractmethod
+from collections.abc import Iterator, MutableMapping, MutableSet
 from dataclasses import dataclass
 
 from kernel.acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
@@ -56,7 +57,9 @@ class Node:
         self.c = 0
         self.aversion = 0
         self.owner = owner
-        self.children: set[str] = set()
+        # A plain set here; a NodeStore may give its nodes a lazily loaded MutableSet
+        # that knows its size without holding the names.
+        self.children: MutableSet[str] = set()
         self._stat: bytes | None = None
 
     @property
@@ -117,11 +120,63 @@ class SessionRecord:
 Trigger = tuple[int, str, tuple[ACL, ...]]  # (EventType, path, ACL checked for READ)
 
 
-class DataTree:
-    """The znode tree plus committed sessions; changes only through ``apply``."""
+class NodeStore(MutableMapping[str, Node]):
+    """A path -> Node mapping a storage backend supplies instead of the plain dict, e.g.
+    to keep only part of a large tree in memory and look the rest up on demand.
 
-    def __init__(self) -> None:
-        self.nodes: dict[str, Node] = {}
+    The tree relies on these rules (a dict obeys them trivially):
+
+    * ``get``/``[]``/``in`` see every node, and return the *same* object for a path for
+      as long as it may still change: a node whose path is in ``tree.dirty`` (or whose
+      latest state the backend has not persisted yet) is never dropped, because
+      ``apply`` mutates nodes in place and marks the path dirty before it looks up any
+      other node.
+    * ``""`` is ZooKeeper's alias of the root: it returns the ``"/"`` node and is
+      counted by ``len`` (``node_count`` semantics).
+    * ``pop`` is only called for paths that exist, ``[path] = node`` to create one.
+    """
+
+    @abstractmethod
+    def get(self, path: str, default: Node | None = None) -> Node | None:  # type: ignore[override]
+        ...
+
+    def count_descendants(self, path: str) -> int:
+        """Nodes below ``path`` (which exists). Override when the backend can count
+        without materialising every node."""
+        return _count_descendants(self, path)
+
+
+def _count_descendants(nodes: MutableMapping[str, Node], path: str) -> int:
+    node = nodes[path]
+    total = 0
+    stack = [(path, node)]
+    while stack:
+        p, n = stack.pop()
+        for name in n.children:
+            cp = "/" + name if p == "/" else p + "/" + name
+            child = nodes.get(cp)
+            if child is not None:
+                total += 1
+                stack.append((cp, child))
+    return total
+
+
+def _data_size(nodes: MutableMapping[str, Node]) -> int:
+    return sum(len(p) + (len(n.data) if n.data else 0) for p, n in nodes.items())
+
+
+class DataTree:
+    """The znode tree plus committed sessions; changes only through ``apply``.
+
+    ``nodes`` is a dict holding every node (with the system nodes created here), or a
+    ``NodeStore`` supplied by a storage backend together with the tree's persisted
+    ``data_size``; the backend then fills ``ephemerals``, ``containers``, ``ttls`` and
+    ``sessions`` itself. Replace ``nodes`` only through the constructor: the tree keeps
+    ``approximate_data_size`` incrementally.
+    """
+
+    def __init__(self, nodes: NodeStore | None = None, data_size: int = 0) -> None:
+        self.nodes: MutableMapping[str, Node] = {} if nodes is None else nodes
         self.ephemerals: dict[int, set[str]] = {}
         self.sessions: dict[int, SessionRecord] = {}
         self.containers: set[str] = set()
@@ -131,7 +186,12 @@ class DataTree:
         # (the default) means nobody persists the tree and nothing is tracked.
         self.dirty: set[str] | None = None
         self.dirty_sessions: set[int] | None = None
-        self._init_system_nodes()
+        if nodes is None:
+            self._init_system_nodes()
+            data_size = _data_size(self.nodes)
+        # ZooKeeper's approximateDataSize: path + data lengths over every key, the root
+        # alias "" included; kept up to date by apply so 4lw need not scan the tree.
+        self._data_size = data_size
 
     def track_changes(self) -> None:
         """Start recording changed paths and sessions (for persistent storage)."""
@@ -146,7 +206,8 @@ class DataTree:
         config = Node(b"", READ_ACL_UNSAFE, 0, 0, 0)
         config.aversion = -1
         root.children.add("zookeeper")
-        zk.children.update(("quota", "config"))
+        zk.children.add("quota")
+        zk.children.add("config")
         self.nodes.update({"/": root, "/zookeeper": zk, "/zookeeper/quota": quota,
                            "/zookeeper/config": config})
         self.link_root_alias()
@@ -167,21 +228,14 @@ class DataTree:
         return len(self.nodes)
 
     def approximate_data_size(self) -> int:
-        return sum(len(p) + (len(n.data) if n.data else 0) for p, n in self.nodes.items())
+        """Sum of path and data lengths over all nodes, the root alias included."""
+        return self._data_size
 
     def count_descendants(self, path: str) -> int:
-        node = self.nodes[path]
-        total = 0
-        stack = [(path, node)]
-        while stack:
-            p, n = stack.pop()
-            for name in n.children:
-                cp = "/" + name if p == "/" else p + "/" + name
-                child = self.nodes.get(cp)
-                if child is not None:
-                    total += 1
-                    stack.append((cp, child))
-        return total
+        nodes = self.nodes
+        if isinstance(nodes, NodeStore):
+            return nodes.count_descendants(path)
+        return _count_descendants(nodes, path)
 
     def walk(self) -> Iterator[tuple[str, Node]]:
         """Every real node (the "" alias of the root excluded)."""
@@ -248,10 +302,14 @@ class DataTree:
         if path in self.nodes:
             raise NodeExists(path)
         node = Node(body.data, body.acl, txn.zxid, txn.time, body.owner)
-        self.nodes[path] = node
         if self.dirty is not None:
+            # Before the insert: a NodeStore may drop clean nodes when it grows, and the
+            # parent we hold is about to change.
             self.dirty.add(path)
             self.dirty.add(parent_path)
+        self.nodes[path] = node
+        data = body.data
+        self._data_size += len(path) + (len(data) if data else 0)
         parent.children.add(basename(path))
         if body.parent_c > parent.c:
             parent.c = body.parent_c
@@ -274,6 +332,8 @@ class DataTree:
         node = self.nodes.pop(path, None)
         if node is None:
             return
+        data = node.data
+        self._data_size -= len(path) + (len(data) if data else 0)
         parent_path = parent_of(path)
         if self.dirty is not None:
             self.dirty.add(path)
@@ -306,7 +366,11 @@ class DataTree:
             return None
         if self.dirty is not None:
             self.dirty.add(body.path)
-        node.data = body.data
+        old, new = node.data, body.data
+        delta = (len(new) if new else 0) - (len(old) if old else 0)
+        # The root is counted twice: under "/" and under its alias "".
+        self._data_size += 2 * delta if body.path == "/" else delta
+        node.data = new
         node.version = body.version
         node.mzxid = txn.zxid
         node.mtime = txn.time

@@ -4,6 +4,13 @@
 to another directory, holds the transaction log in an environment of its own, as
 ZooKeeper lets the log live on its own disk. ``forceSync=no`` skips the fsync.
 ``snapCount`` sets how many recent transactions the log retains for learner sync.
+
+The tree is not loaded at start: znodes are read from LMDB on first use and kept in a
+cache of at most ``kernel.lmdb.cacheNodes`` znodes (default 250,000; 0 = no limit).
+Beyond it the oldest clean znodes are dropped (never one whose latest state is not yet
+committed to LMDB) and read back when used again (a few microseconds). Restart time
+does not depend on the tree's size; the server's own memory is about cacheNodes x
+(600 bytes + the data size), plus LMDB's memory-mapped pages (file-backed page cache).
 """
 
 from __future__ import annotations
@@ -19,14 +26,22 @@ def zk_storage(config: ServerConfig) -> Any:
     """The LMDB backend when ``kernel.storage=lmdb``."""
     if config.storage != "lmdb":
         return None
-    from plugins.storage_lmdb.store import LmdbStorage
+    from plugins.storage_lmdb.store import DEFAULT_CACHE_NODES, LmdbStorage
 
     if config.data_dir is None:
         raise ConfigError("dataDir is required for kernel.storage=lmdb")
     force = (config.get("forceSync") or "yes").strip().lower() not in ("no", "false", "0")
     retain = int(config.get("snapCount") or 100_000)
+    raw = (config.get("kernel.lmdb.cacheNodes") or "").strip()
+    try:
+        cache = int(raw) if raw else DEFAULT_CACHE_NODES
+    except ValueError:
+        raise ConfigError(
+            f"kernel.lmdb.cacheNodes must be a number of znodes, not {raw!r}") from None
+    if cache < 0:
+        raise ConfigError("kernel.lmdb.cacheNodes must be >= 0 (0: no limit)")
     return LmdbStorage(config.data_dir, config.data_log_dir, force_sync=force,
-                       retain_txns=retain)
+                       retain_txns=retain, cache_nodes=cache)
 
 
 class ImportZooKeeperCommand:

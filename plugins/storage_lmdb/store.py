@@ -4,14 +4,28 @@ Layout (one environment, or two when ``dataLogDir`` differs from ``dataDir``):
 
 * ``log``: zxid (8 bytes, big-endian) → encoded Txn. A proposal is durable here before
   the server ACKs it.
-* ``nodes``: path → node record; ``sessions``: session id → timeout + password;
-  ``meta``: format version, ``last_applied`` zxid, epochs.
+* ``nodes``: path → node record (stat fields, number of children, data, ACL);
+  ``children``: parent path + NUL + child name → empty, so a node's children are one
+  key range; ``owners``: path → ephemeralOwner of every ephemeral, container and TTL
+  node (the indexes the server needs whole, read at open); ``sessions``: session id →
+  timeout + password; ``meta``: format version, ``last_applied`` zxid, node count and
+  approximate data size, log identity.
+
+Open reads only the root, the ``owners`` index and the sessions, then applies the
+committed log tail past ``last_applied``: nodes are read on first use into a bounded
+cache (``nodes.LmdbNodes``), so restart time and memory do not grow with the tree.
 
 Group commit: ``append`` writes one batch of proposals, plus the tree changes applied
 since the previous batch, in one LMDB write transaction followed by one ``fsync``
 (``forceSync=no`` skips it). The tree therefore lags the log by at most one batch; on
 start the log tail after ``last_applied`` is applied again (apply is idempotent by zxid),
 so a crash at any instant recovers to exactly the acknowledged writes.
+
+LMDB keeps no checksums, so a clean shutdown leaves a seal (``clean-shutdown``: the data
+file's inode, size, mtime and ctime). When the next start finds a seal that no longer
+matches, the file was changed while the server was down and every record is checked
+before anything is served or written; after a crash (no seal) LMDB's own commit
+protocol is trusted and nothing is scanned.
 """
 
 from __future__ import annotations
@@ -21,22 +35,34 @@ import logging
 import os
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lmdb
 
-from kernel.api import ACL, DataTree, Node, StorageError, Txn
+from kernel.api import ACL, DataTree, StorageError, Txn
 from kernel.errors import ProtocolError
-from kernel.jute import Reader, Writer
+from kernel.protocol import OWNER_CONTAINER, OWNER_SESSION, owner_kind
 from kernel.tree import SessionRecord
 from kernel.txn_codec import decode_txn, encode_txn
+from plugins.storage_lmdb.nodes import (
+    LazyChildren,
+    LmdbNodes,
+    child_key,
+    decode_node,
+    encode_node,
+)
 
 log = logging.getLogger(__name__)
 
-FORMAT = b"zkernel-lmdb-1"
+FORMAT = b"zkernel-lmdb-2"
+# Written by earlier builds: every node loaded at open, no children/owners indexes.
+OLD_FORMATS = (b"zkernel-lmdb-1",)
 ENV_DIR = "zkernel-lmdb"
 LOCK_FILE = "zkernel.lock"
+SEAL_FILE = "clean-shutdown"
+# About 150 MB of decoded znodes with 100-byte values (~600 bytes each in CPython).
+DEFAULT_CACHE_NODES = 250_000
 _LMDB_MAGIC = 0xBEEFC0DE
 
 
@@ -67,60 +93,43 @@ def _check_not_truncated(data_file: Path) -> None:
                            f"transaction uses {(best[1] + 1) * psize}")
 _Z = struct.Struct(">Q")
 _SESSION = struct.Struct(">i")
+_OWNER = struct.Struct(">q")
+_COUNTS = struct.Struct(">qq")  # node count (root alias included), approximate data size
 
 
 def _zkey(zxid: int) -> bytes:
     return _Z.pack(zxid)
 
 
-def encode_node(node: Node) -> bytes:
-    w = Writer()
-    w.buffer(node.data)
-    w.int(len(node.acl))
-    for a in node.acl:
-        w.int(a.perms).ustring(a.scheme).ustring(a.id)
-    w.long(node.czxid).long(node.mzxid).long(node.ctime).long(node.mtime)
-    w.int(node.version).int(node.c).int(node.aversion).long(node.owner).long(node.pzxid)
-    return w.getvalue()
-
-
-def decode_node(raw: bytes | memoryview, acl_cache: dict[bytes, tuple[ACL, ...]]) -> Node:
-    r = Reader(raw, max_len=1 << 30)
-    data = r.buffer()
-    start = r.pos
-    n = r.int()
-    acl_list = [ACL(r.int(), r.string(), r.string()) for _ in range(n)]
-    key = bytes(raw[start:r.pos])
-    acl = acl_cache.get(key)
-    if acl is None:
-        acl = acl_cache[key] = tuple(acl_list)
-    node = Node(data, acl, 0, 0, 0)
-    node.czxid, node.mzxid, node.ctime, node.mtime = r.long(), r.long(), r.long(), r.long()
-    node.version, node.c, node.aversion = r.int(), r.int(), r.int()
-    node.owner, node.pzxid = r.long(), r.long()
-    return node
-
-
 class LmdbStorage:
-    """The default storage backend."""
+    """The default storage backend.
+
+    ``cache_nodes`` bounds how many decoded znodes stay in memory (0: no bound); the
+    rest of the tree is read from LMDB on demand.
+    """
 
     name = "lmdb"
     blocking = True
 
     def __init__(self, data_dir: Path, log_dir: Path | None = None, force_sync: bool = True,
-                 map_size: int = 1 << 36, retain_txns: int = 100_000) -> None:
+                 map_size: int = 1 << 36, retain_txns: int = 100_000,
+                 cache_nodes: int = DEFAULT_CACHE_NODES) -> None:
         self.data_dir = Path(data_dir)
         self.log_dir = Path(log_dir) if log_dir is not None else self.data_dir
         self.force_sync = force_sync
         self.map_size = map_size
         self.retain_txns = max(0, retain_txns)
+        self.cache_nodes = max(0, cache_nodes)
         self._lock = threading.Lock()
-        self._pending_tree: list[tuple[bytes, bytes | None]] = []
+        self._pending_tree: list[tuple[bytes, bytes | None, bool, int]] = []
         self._pending_sessions: list[tuple[bytes, bytes | None]] = []
         self._pending_applied = 0
+        self._pending_gen = 0
+        self._pending_counts: bytes | None = None
         self._persisted_applied = 0
         self._first_log_zxid = 0
-        self._tree: DataTree | None = None
+        self._acl_bytes: dict[tuple[ACL, ...], bytes] = {}
+        self._nodes: LmdbNodes | None = None
         self.env: lmdb.Environment | None = None
         self.log_env: lmdb.Environment | None = None
         self._lock_fds: list[int] = []
@@ -151,7 +160,7 @@ class LmdbStorage:
         try:
             # sync=False: we fsync explicitly once per batch (group commit), and only
             # when forceSync is on.
-            return lmdb.open(str(path), map_size=self.map_size, max_dbs=8, sync=False,
+            return lmdb.open(str(path), map_size=self.map_size, max_dbs=16, sync=False,
                              metasync=False, readahead=False, lock=True)
         except lmdb.Error as e:
             raise StorageError(f"cannot open LMDB environment {path}: {e}") from None
@@ -166,34 +175,73 @@ class LmdbStorage:
         self.env = self._open_env(base, create=True)
         separate = self.log_dir.resolve() != base.resolve()
         self.log_env = self._open_env(self.log_dir, create=True) if separate else self.env
+        # Nothing is written before the seals are checked and the format is known.
+        self._check_seal(base, self.env, self._verify_data)
+        if separate:
+            self._check_seal(self.log_dir, self.log_env, self._verify_log)
         env = self.env
-        self.meta = env.open_db(b"meta")
-        self.nodes = env.open_db(b"nodes")
-        self.sessions_db = env.open_db(b"sessions")
-        self.log_db = self.log_env.open_db(b"log")
+        try:
+            initialize = self._check_format(fresh)
+            self.meta = env.open_db(b"meta")
+            self.nodes_db = env.open_db(b"nodes")
+            self.children_db = env.open_db(b"children")
+            self.owners_db = env.open_db(b"owners")
+            self.sessions_db = env.open_db(b"sessions")
+            self.log_db = self.log_env.open_db(b"log")
+        except lmdb.Error as e:
+            raise StorageError(f"{base}: LMDB reports corruption: {e}") from None
         self._check_log_identity(separate)
-        with env.begin(write=True) as txn:
-            fmt = txn.get(b"format", db=self.meta)
-            if fmt is None:
-                if not fresh and txn.stat(self.nodes)["entries"]:
-                    raise StorageError(f"{base}: LMDB environment without a zkernel format "
-                                       f"marker; refusing to touch it")
-                txn.put(b"format", FORMAT, db=self.meta)
-                txn.put(b"last_applied", _zkey(0), db=self.meta)
-            elif fmt != FORMAT:
-                raise StorageError(f"{base}: unsupported storage format {fmt!r} "
-                                   f"(this zkernel reads {FORMAT!r})")
+        if initialize:
+            with env.begin(write=True) as w:
+                w.put(b"format", FORMAT, db=self.meta)
+                self._write_full_tree(w, DataTree(), 0)
         try:
             tree = self._load_tree()
         except lmdb.Error as e:
             raise StorageError(f"{base}: LMDB reports corruption: {e}") from None
-        self._tree = tree
         if tree.dirty:
             # Persist what the replay changed now, before anything newer is logged:
             # last_applied must never cover changes the node records do not hold.
             self.applied([], tree)
             self.append([])
         return tree
+
+    def _check_format(self, fresh: bool) -> bool:
+        """Refuse a foreign or older environment; True if it needs initialising."""
+        assert self.env is not None
+        try:
+            meta = self.env.open_db(b"meta", create=False)
+        except lmdb.NotFoundError:
+            meta = None
+        fmt = None
+        if meta is not None:
+            with self.env.begin() as r:
+                fmt = r.get(b"format", db=meta)
+        if fmt is None:
+            if not fresh:
+                try:
+                    nodes = self.env.open_db(b"nodes", create=False)
+                except lmdb.NotFoundError:
+                    nodes = None
+                if nodes is not None:
+                    with self.env.begin() as r:
+                        if r.stat(nodes)["entries"]:
+                            raise StorageError(
+                                f"{self.data_dir}: LMDB environment without a zkernel "
+                                f"format marker; refusing to touch it")
+            return True
+        if fmt in OLD_FORMATS:
+            raise StorageError(
+                f"{self.data_dir}: storage format {fmt.decode()} was written by an earlier "
+                f"zkernel build; this build reads {FORMAT.decode()} (nodes are read from "
+                f"LMDB on demand and need index tables the old format lacks) and does not "
+                f"convert it. Serve it with the build that wrote it, or start from a new "
+                f"dataDir (an Apache ZooKeeper data dir can be imported with `zkernel "
+                f"import-zookeeper`). Nothing was changed.")
+        if fmt != FORMAT:
+            raise StorageError(f"{self.data_dir}: unsupported storage format {fmt!r} "
+                               f"(this zkernel reads {FORMAT!r})")
+        return False
 
     def _check_log_identity(self, separate: bool) -> None:
         """The log belongs to this dataDir: refuse a dataLogDir that changed since the
@@ -226,44 +274,131 @@ class LmdbStorage:
             lt.commit()
         dt.commit()
 
+    # -- the clean-shutdown seal --------------------------------------------------------
+
+    @staticmethod
+    def _seal_of(env_dir: Path) -> str:
+        st = os.stat(env_dir / "data.mdb")
+        return f"{st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}\n"
+
+    def _write_seal(self, base: Path) -> None:
+        env_dir = base / ENV_DIR
+        try:
+            tmp = env_dir / (SEAL_FILE + ".tmp")
+            tmp.write_text(self._seal_of(env_dir))
+            os.replace(tmp, env_dir / SEAL_FILE)
+        except OSError as e:  # only costs a full check at the next start
+            log.warning("cannot write %s: %s", env_dir / SEAL_FILE, e)
+
+    def _check_seal(self, base: Path, env: lmdb.Environment,
+                    verify: Callable[[lmdb.Environment], None]) -> None:
+        """A data file changed since the clean shutdown that sealed it is checked whole
+        (structure and every record) before it is used; the seal goes once it holds."""
+        env_dir = base / ENV_DIR
+        seal = env_dir / SEAL_FILE
+        try:
+            sealed = seal.read_text()
+        except FileNotFoundError:
+            return
+        if sealed != self._seal_of(env_dir):
+            log.warning("%s changed since the server last stopped; checking every record "
+                        "before serving", env_dir / "data.mdb")
+            self._verify_structure(env_dir)
+            try:
+                verify(env)
+            except (lmdb.Error, ProtocolError, struct.error, UnicodeError) as e:
+                raise StorageError(f"{env_dir / 'data.mdb'} is corrupt: {e}") from None
+        seal.unlink()
+
+    @staticmethod
+    def _verify_structure(env_dir: Path) -> None:
+        try:
+            from lmdb.verify import VerifyError, verify  # py-lmdb >= 2: a pure-Python walker
+        except ImportError:
+            return
+        try:
+            problems = verify(str(env_dir))
+        except (VerifyError, OSError) as e:
+            raise StorageError(f"{env_dir / 'data.mdb'} is corrupt: {e}") from None
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise StorageError(f"{env_dir / 'data.mdb'} is corrupt: "
+                               f"{'; '.join(problems[:3])}{more}")
+
+    def _verify_data(self, env: lmdb.Environment) -> None:
+        """Decode every record of the tree environment (and its log, if it is there)."""
+        with env.begin() as r:
+            names = {bytes(k) for k in r.cursor().iternext(values=False)}
+            acl_cache: dict[bytes, tuple[ACL, ...]] = {}
+            if b"nodes" in names:
+                for k, v in r.cursor(db=env.open_db(b"nodes", txn=r, create=False)):
+                    k.decode("utf-8")
+                    decode_node(v, acl_cache)
+            if b"children" in names:
+                for k in r.cursor(db=env.open_db(b"children", txn=r, create=False)
+                                  ).iternext(values=False):
+                    parent, _, name = k.partition(b"\0")
+                    parent.decode("utf-8")
+                    name.decode("utf-8")
+            if b"owners" in names:
+                for k, v in r.cursor(db=env.open_db(b"owners", txn=r, create=False)):
+                    k.decode("utf-8")
+                    _OWNER.unpack(v)
+            if b"sessions" in names:
+                for _k, v in r.cursor(db=env.open_db(b"sessions", txn=r, create=False)):
+                    _SESSION.unpack_from(v)
+        self._verify_log(env)
+
+    @staticmethod
+    def _verify_log(env: lmdb.Environment) -> None:
+        with env.begin() as r:
+            names = {bytes(k) for k in r.cursor().iternext(values=False)}
+            if b"log" in names:
+                for _k, v in r.cursor(db=env.open_db(b"log", txn=r, create=False)):
+                    decode_txn(v)
+
+    # -- loading ------------------------------------------------------------------------
+
     def _load_tree(self) -> DataTree:
         assert self.env is not None and self.log_env is not None
-        tree = DataTree()
-        acl_cache: dict[bytes, tuple[ACL, ...]] = {}
-        nodes = tree.nodes
-        with self.env.begin(buffers=True) as txn:
-            last_applied = _Z.unpack(bytes(txn.get(b"last_applied", db=self.meta)))[0]
-            cur = txn.cursor(db=self.nodes)
+        with self.env.begin() as txn:
+            last_applied = _Z.unpack(txn.get(b"last_applied", db=self.meta))[0]
+            count, data_size = _COUNTS.unpack(txn.get(b"counts", db=self.meta))
+            raw_root = txn.get(b"/", db=self.nodes_db)
+            if raw_root is None:
+                raise StorageError(f"{self.data_dir}: the root node record is missing")
             try:
-                for k, v in cur:
-                    nodes[bytes(k).decode("utf-8")] = decode_node(v, acl_cache)
-            except (ProtocolError, UnicodeDecodeError, lmdb.Error) as e:
-                raise StorageError(f"{self.data_dir}: corrupt node record: {e}") from None
+                root, nch = decode_node(raw_root, {})
+            except (ProtocolError, struct.error) as e:
+                raise StorageError(f"{self.data_dir}: corrupt root record: {e}") from None
+            nodes = LmdbNodes(self.env, self.nodes_db, self.children_db, root, count,
+                              self.cache_nodes)
+            root.children = LazyChildren(nodes, "/", nch)
+            tree = DataTree(nodes, data_size)
             for k, v in txn.cursor(db=self.sessions_db):
-                sid = _Z.unpack(bytes(k))[0]
+                sid = _Z.unpack(k)[0]
                 sid = sid - (1 << 64) if sid >= 1 << 63 else sid
-                vb = bytes(v)
-                tree.sessions[sid] = SessionRecord(_SESSION.unpack_from(vb)[0], vb[4:])
-        tree.link_root_alias()
-        # Derived indexes: children, ephemerals, containers, TTL nodes.
-        for path, node in nodes.items():
-            if path == "/" or path == "":
-                continue
-            i = path.rfind("/")
-            parent = nodes.get(path[:i] or "/")
-            if parent is None:
-                raise StorageError(f"{self.data_dir}: node {path} has no parent")
-            parent.children.add(path[i + 1:])
-            if node.owner:
-                if node.is_ephemeral:
-                    tree.ephemerals.setdefault(node.owner, set()).add(path)
-                elif node.is_container:
-                    tree.containers.add(path)
-                else:
-                    tree.ttls.add(path)
+                tree.sessions[sid] = SessionRecord(_SESSION.unpack_from(v)[0], v[4:])
+            # The indexes the server needs whole: ephemerals per session, containers and
+            # TTL nodes (for the reaper). Small next to the tree.
+            try:
+                for k, v in txn.cursor(db=self.owners_db):
+                    path = k.decode("utf-8")
+                    owner = _OWNER.unpack(v)[0]
+                    kind = owner_kind(owner)
+                    if kind == OWNER_SESSION:
+                        tree.ephemerals.setdefault(owner, set()).add(path)
+                    elif kind == OWNER_CONTAINER:
+                        tree.containers.add(path)
+                    else:
+                        tree.ttls.add(path)
+            except (UnicodeDecodeError, struct.error) as e:
+                raise StorageError(f"{self.data_dir}: corrupt owners index: {e}") from None
         tree.last_zxid = last_applied
         self._persisted_applied = last_applied
         tree.track_changes()
+        nodes.attach(tree)
+        self._nodes = nodes
         # Replay the durable log past the tree (at most one batch after a crash).
         replayed = 0
         with self.log_env.begin(buffers=True) as txn:
@@ -279,7 +414,8 @@ class LmdbStorage:
                     tree.apply(t)
                     replayed += 1
         log.info("opened %s: %d znodes, %d sessions, last zxid %#x (%d txns replayed)",
-                 self.data_dir, len(nodes), len(tree.sessions), tree.last_zxid, replayed)
+                 self.data_dir, tree.node_count() - 1, len(tree.sessions), tree.last_zxid,
+                 replayed)
         return tree
 
     # -- the write path -----------------------------------------------------------------
@@ -291,11 +427,14 @@ class LmdbStorage:
             tree_changes, self._pending_tree = self._pending_tree, []
             session_changes, self._pending_sessions = self._pending_sessions, []
             applied = self._pending_applied
+            gen = self._pending_gen
+            counts, self._pending_counts = self._pending_counts, None
         entries = [(_zkey(t.zxid), encode_txn(t)) for t in txns]
         if self.log_env is self.env:
             with self.env.begin(write=True) as w:
                 self._write_log(w, entries)
-                self._write_tree(w, tree_changes, session_changes, applied)
+                self._write_tree(w, tree_changes, session_changes, applied, counts)
+            self._committed(gen)
             if self.force_sync:
                 self.env.sync(True)
         else:
@@ -305,7 +444,14 @@ class LmdbStorage:
                 self.log_env.sync(True)
             if tree_changes or session_changes or applied > self._persisted_applied:
                 with self.env.begin(write=True) as w:
-                    self._write_tree(w, tree_changes, session_changes, applied)
+                    self._write_tree(w, tree_changes, session_changes, applied, counts)
+            self._committed(gen)
+
+    def _committed(self, gen: int) -> None:
+        # Committed (visible to new read transactions): the cache may now drop these
+        # nodes and read them back from LMDB.
+        if self._nodes is not None:
+            self._nodes.committed(gen)
 
     def _write_log(self, w: lmdb.Transaction, entries: list[tuple[bytes, bytes]]) -> None:
         put = w.put
@@ -330,33 +476,43 @@ class LmdbStorage:
                     n += 1
             self._first_log_zxid = _Z.unpack(cur.key())[0] if cur.key() else limit
 
-    def _write_tree(self, w: lmdb.Transaction, tree_changes: list[tuple[bytes, bytes | None]],
-                    session_changes: list[tuple[bytes, bytes | None]], applied: int) -> None:
-        for k, v in tree_changes:
+    def _write_tree(self, w: lmdb.Transaction,
+                    tree_changes: list[tuple[bytes, bytes | None, bool, int]],
+                    session_changes: list[tuple[bytes, bytes | None]], applied: int,
+                    counts: bytes | None) -> None:
+        nodes, children, owners = self.nodes_db, self.children_db, self.owners_db
+        put, delete = w.put, w.delete
+        for k, v, created, owner in tree_changes:
             if v is None:
-                w.delete(k, db=self.nodes)
+                delete(k, db=nodes)
+                delete(child_key(k), db=children)
+                delete(k, db=owners)
             else:
-                w.put(k, v, db=self.nodes)
-        for k, v in session_changes:
-            if v is None:
-                w.delete(k, db=self.sessions_db)
+                put(k, v, db=nodes)
+                if created:
+                    # The indexes change only when a node appears (a path deleted and
+                    # created again may have had another owner).
+                    if k != b"/":
+                        put(child_key(k), b"", db=children)
+                    if owner:
+                        put(k, _OWNER.pack(owner), db=owners)
+                    else:
+                        delete(k, db=owners)
+        for k, sv in session_changes:
+            if sv is None:
+                delete(k, db=self.sessions_db)
             else:
-                w.put(k, v, db=self.sessions_db)
+                put(k, sv, db=self.sessions_db)
+        if counts is not None:
+            put(b"counts", counts, db=self.meta)
         if applied > self._persisted_applied:
-            w.put(b"last_applied", _zkey(applied), db=self.meta)
+            put(b"last_applied", _zkey(applied), db=self.meta)
             self._persisted_applied = applied
 
     def applied(self, txns: Sequence[Txn], tree: DataTree) -> None:
         """Event loop: snapshot the changed records; the next append persists them."""
-        dirty = tree.dirty
-        changes: list[tuple[bytes, bytes | None]] = []
-        if dirty:
-            nodes = tree.nodes
-            for path in dirty:
-                node = nodes.get(path)
-                changes.append((path.encode("utf-8"),
-                                encode_node(node) if node is not None else None))
-            dirty.clear()
+        assert self._nodes is not None
+        gen, changes = self._nodes.take_changes(self._acl_bytes)
         sessions: list[tuple[bytes, bytes | None]] = []
         if tree.dirty_sessions:
             for sid in tree.dirty_sessions:
@@ -365,12 +521,43 @@ class LmdbStorage:
                                  _SESSION.pack(rec.timeout) + rec.password
                                  if rec is not None else None))
             tree.dirty_sessions.clear()
+        counts = _COUNTS.pack(tree.node_count(), tree.approximate_data_size())
         with self._lock:
             self._pending_tree.extend(changes)
             self._pending_sessions.extend(sessions)
             self._pending_applied = tree.last_zxid
+            self._pending_gen = gen
+            self._pending_counts = counts
 
-    # -- import ---------------------------------------------------------------------------
+    # -- whole trees ----------------------------------------------------------------------
+
+    def _write_full_tree(self, w: lmdb.Transaction, tree: DataTree, last_zxid: int) -> None:
+        """Replace the tree, sessions and counters with ``tree`` (a plain, dict-backed
+        DataTree) in the write transaction ``w``."""
+        for db in (self.nodes_db, self.children_db, self.owners_db, self.sessions_db):
+            w.drop(db, delete=False)
+        acl_bytes: dict[tuple[ACL, ...], bytes] = {}
+        count = 1  # the root alias ""
+        size = 0
+        root = tree.nodes["/"]
+        size += len(root.data) if root.data else 0  # counted under the alias too
+        put = w.put
+        # In key order: LMDB appends to the last page instead of searching the B-tree.
+        for path in sorted(p for p, _ in tree.walk()):
+            node = tree.nodes[path]
+            k = path.encode("utf-8")
+            put(k, encode_node(node, acl_bytes), db=self.nodes_db)
+            if path != "/":
+                put(child_key(k), b"", db=self.children_db)
+            if node.owner:
+                put(k, _OWNER.pack(node.owner), db=self.owners_db)
+            count += 1
+            size += len(path) + (len(node.data) if node.data else 0)
+        for sid, rec in tree.sessions.items():
+            put(_zkey(sid & ((1 << 64) - 1)), _SESSION.pack(rec.timeout) + rec.password,
+                db=self.sessions_db)
+        put(b"counts", _COUNTS.pack(count, size), db=self.meta)
+        put(b"last_applied", _zkey(last_zxid), db=self.meta)
 
     def write_imported(self, tree: DataTree) -> None:
         """Write a whole tree (from ``zkernel import-zookeeper``) into a new environment.
@@ -379,7 +566,7 @@ class LmdbStorage:
         if (self.data_dir / ENV_DIR / "data.mdb").exists():
             probe = LmdbStorage(self.data_dir, self.log_dir, force_sync=False)
             existing = probe.open()
-            count = sum(1 for _ in existing.walk())
+            count = existing.node_count() - 1
             last = existing.last_zxid
             probe.close()
             if count > 4 or last:
@@ -389,12 +576,7 @@ class LmdbStorage:
         self.open()
         assert self.env is not None
         with self.env.begin(write=True) as w:
-            for path, node in tree.walk():
-                w.put(path.encode("utf-8"), encode_node(node), db=self.nodes)
-            for sid, rec in tree.sessions.items():
-                w.put(_zkey(sid & ((1 << 64) - 1)), _SESSION.pack(rec.timeout) + rec.password,
-                      db=self.sessions_db)
-            w.put(b"last_applied", _zkey(tree.last_zxid), db=self.meta)
+            self._write_full_tree(w, tree, tree.last_zxid)
         self.env.sync(True)
         self._persisted_applied = tree.last_zxid
         self.close()
@@ -420,12 +602,19 @@ class LmdbStorage:
                            self._pending_applied > self._persisted_applied)
         if pending:
             self.append([])
+        if self._nodes is not None:
+            self._nodes.release()
         self.env.sync(True)
-        if self.log_env is not None and self.log_env is not self.env:
+        separate = self.log_env is not None and self.log_env is not self.env
+        if self.log_env is not None and separate:
             self.log_env.sync(True)
             self.log_env.close()
         self.env.close()
         self.env = None
+        # Sealed only now that nothing writes to the files any more.
+        self._write_seal(self.data_dir)
+        if separate:
+            self._write_seal(self.log_dir)
         for fd in self._lock_fds:
             os.close(fd)
         self._lock_fds.clear()

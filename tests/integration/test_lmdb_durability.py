@@ -896,15 +896,7 @@ def test_corrupt_lmdb_is_not_served_and_not_modified(server_factory, how):
     assert file_hash(data_file) == digest, "the corrupt data file was modified"
 
 
-@pytest.mark.parametrize("how", [
-    "truncate",
-    # Not strict: some garbage is caught as lmdb.CorruptedError (a clean refusal),
-    # some makes LMDB abort, depending on which page it hits.
-    pytest.param("garbage", marks=pytest.mark.xfail(strict=False, reason=(
-        "garbage inside an LMDB page can make LMDB itself abort (mdb.c assertion) while "
-        "the tree loads; LMDB has no page checksums, so detecting it needs a checked "
-        "load in a child process or per-record checksums (not built yet)"))),
-])
+@pytest.mark.parametrize("how", ["truncate", "garbage"])
 def test_corrupt_lmdb_refused_with_clear_error(server_factory, how):
     server, data_file = populated_then_stopped(server_factory)
     corrupt(data_file, how)
