@@ -241,6 +241,36 @@ class DataTree:
         """Every real node (the "" alias of the root excluded)."""
         return ((p, n) for p, n in self.nodes.items() if p)
 
+    # -- owner indexes -------------------------------------------------------------
+
+    def index_owner(self, path: str, owner: int) -> None:
+        """Record ``path`` in the ephemeral, container or TTL index its owner selects."""
+        if not owner:
+            return
+        kind = owner_kind(owner)
+        if kind == OWNER_SESSION:
+            self.ephemerals.setdefault(owner, set()).add(path)
+        elif kind == OWNER_CONTAINER:
+            self.containers.add(path)
+        else:
+            self.ttls.add(path)
+
+    def unindex_owner(self, path: str, owner: int) -> None:
+        """Remove ``path`` from the index ``index_owner`` put it in."""
+        if not owner:
+            return
+        kind = owner_kind(owner)
+        if kind == OWNER_SESSION:
+            paths = self.ephemerals.get(owner)
+            if paths is not None:
+                paths.discard(path)
+                if not paths:
+                    del self.ephemerals[owner]
+        elif kind == OWNER_CONTAINER:
+            self.containers.discard(path)
+        else:
+            self.ttls.discard(path)
+
     # -- apply ---------------------------------------------------------------------
 
     def apply(self, txn: Txn) -> list[Trigger]:
@@ -315,15 +345,7 @@ class DataTree:
             parent.c = body.parent_c
         parent.pzxid = txn.zxid
         parent._stat = None
-        owner = body.owner
-        if owner:
-            kind = owner_kind(owner)
-            if kind == OWNER_SESSION:
-                self.ephemerals.setdefault(owner, set()).add(path)
-            elif kind == OWNER_CONTAINER:
-                self.containers.add(path)
-            else:
-                self.ttls.add(path)
+        self.index_owner(path, body.owner)
         triggers.append((EventType.NODE_CREATED, path, node.acl))
         triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
         return path, node.stat()
@@ -343,19 +365,7 @@ class DataTree:
             parent.children.discard(basename(path))
             parent.pzxid = zxid
             parent._stat = None
-        owner = node.owner
-        if owner:
-            kind = owner_kind(owner)
-            if kind == OWNER_SESSION:
-                paths = self.ephemerals.get(owner)
-                if paths is not None:
-                    paths.discard(path)
-                    if not paths:
-                        del self.ephemerals[owner]
-            elif kind == OWNER_CONTAINER:
-                self.containers.discard(path)
-            else:
-                self.ttls.discard(path)
+        self.unindex_owner(path, node.owner)
         triggers.append((EventType.NODE_DELETED, path, node.acl))
         if parent is not None:
             triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
