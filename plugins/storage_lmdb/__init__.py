@@ -3,7 +3,16 @@
 ``dataDir`` holds the environment (``dataDir/zkernel-lmdb``); ``dataLogDir``, when set
 to another directory, holds the transaction log in an environment of its own, as
 ZooKeeper lets the log live on its own disk. ``forceSync=no`` skips the fsync.
-``snapCount`` sets how many recent transactions the log retains for learner sync.
+``snapCount`` sets how many recent transactions the log retains for learner sync;
+retention runs continuously (each batch purges a bounded number of older entries), so
+``autopurge.snapRetainCount`` and ``autopurge.purgeInterval`` are accepted and have
+nothing left to do: there are no snapshot files to keep or purge (the tree is updated
+in place), and freed LMDB pages are reused, so disk use stays bounded under churn.
+
+For learner sync the store offers ``sync_snapshot()`` (SNAP: one consistent read
+transaction over the persisted tree and sessions, with the zxid it reflects),
+``log_since(zxid)`` (DIFF) and ``truncate_log(zxid)`` (TRUNC), and keeps Zab's
+``acceptedEpoch`` / ``currentEpoch`` durably (``epochs()``, ``set_epochs()``).
 
 The tree is not loaded at start: znodes are read from LMDB on first use and kept in a
 cache of at most ``kernel.lmdb.cacheNodes`` znodes (default 250,000; 0 = no limit).

@@ -35,7 +35,7 @@ import logging
 import os
 import struct
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import lmdb
@@ -95,6 +95,40 @@ _Z = struct.Struct(">Q")
 _SESSION = struct.Struct(">i")
 _OWNER = struct.Struct(">q")
 _COUNTS = struct.Struct(">qq")  # node count (root alias included), approximate data size
+
+
+class SyncSnapshot:
+    """A SNAP stream: use as a context manager; iterate ``nodes()`` and ``sessions()``."""
+
+    def __init__(self, env: lmdb.Environment, meta: object, nodes_db: object,
+                 sessions_db: object) -> None:
+        self._txn = env.begin()
+        self._nodes_db = nodes_db
+        self._sessions_db = sessions_db
+        raw = self._txn.get(b"last_applied", db=meta)
+        self.zxid = _Z.unpack(bytes(raw))[0] if raw else 0
+
+    def nodes(self) -> Iterator[tuple[str, bytes]]:
+        """(path, encoded node record) for every persisted znode, in key order."""
+        for k, v in self._txn.cursor(db=self._nodes_db):
+            yield bytes(k).decode("utf-8"), bytes(v)
+
+    def sessions(self) -> Iterator[tuple[int, int, bytes]]:
+        """(session id, timeout, password) of every persisted session."""
+        for k, v in self._txn.cursor(db=self._sessions_db):
+            sid = _Z.unpack(bytes(k))[0]
+            vb = bytes(v)
+            yield (sid - (1 << 64) if sid >= 1 << 63 else sid,
+                   _SESSION.unpack_from(vb)[0], vb[4:])
+
+    def close(self) -> None:
+        self._txn.abort()
+
+    def __enter__(self) -> SyncSnapshot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _zkey(zxid: int) -> bytes:
@@ -582,6 +616,67 @@ class LmdbStorage:
         self.close()
 
     # -- the rest -----------------------------------------------------------------------
+
+    # -- Zab epochs -----------------------------------------------------------------------
+
+    def epochs(self) -> tuple[int, int]:
+        """(acceptedEpoch, currentEpoch) as last stored; (0, 0) on a new data dir."""
+        assert self.env is not None
+        with self.env.begin() as r:
+            a = r.get(b"accepted_epoch", db=self.meta)
+            c = r.get(b"current_epoch", db=self.meta)
+        return (_Z.unpack(a)[0] if a else 0, _Z.unpack(c)[0] if c else 0)
+
+    def set_epochs(self, accepted: int, current: int) -> None:
+        """Store both epochs durably before returning (Zab requires it before it
+        acknowledges a new epoch)."""
+        assert self.env is not None
+        with self.env.begin(write=True) as w:
+            w.put(b"accepted_epoch", _zkey(accepted), db=self.meta)
+            w.put(b"current_epoch", _zkey(current), db=self.meta)
+        self.env.sync(True)
+
+    # -- learner sync streams (for the ensemble) ----------------------------------------
+
+    def sync_snapshot(self) -> SyncSnapshot:
+        """A consistent read of the whole persisted tree (SNAP): the node records, the
+        sessions and the zxid they reflect, all from one LMDB read transaction. Stream
+        ``log_since(snapshot.zxid)`` after it to reach the newest state (DIFF)."""
+        assert self.env is not None
+        return SyncSnapshot(self.env, self.meta, self.nodes_db, self.sessions_db)
+
+    def log_since(self, zxid: int) -> Iterator[Txn]:
+        """The logged transactions after ``zxid``, in order (DIFF). Raises StorageError
+        when the log no longer reaches back to ``zxid`` (the learner needs a SNAP)."""
+        assert self.log_env is not None
+        with self.log_env.begin(buffers=True) as txn:
+            cur = txn.cursor(db=self.log_db)
+            if cur.first():
+                first = _Z.unpack(bytes(cur.key()))[0]
+                if zxid + 1 < first:
+                    raise StorageError(f"log starts at {first:#x}; cannot DIFF from "
+                                       f"{zxid:#x}")
+            if not cur.set_range(_zkey(zxid + 1)):
+                return
+            for _k, v in cur:
+                yield decode_txn(v)
+
+    def truncate_log(self, zxid: int) -> int:
+        """Drop logged proposals after ``zxid`` (TRUNC); returns how many. Applied
+        transactions cannot be truncated: that raises StorageError."""
+        assert self.log_env is not None
+        if zxid < self._persisted_applied:
+            raise StorageError(f"cannot truncate to {zxid:#x}: transactions up to "
+                               f"{self._persisted_applied:#x} are applied")
+        n = 0
+        with self.log_env.begin(write=True) as w:
+            cur = w.cursor(db=self.log_db)
+            if cur.set_range(_zkey(zxid + 1)):
+                while cur.key() and cur.delete():
+                    n += 1
+        if self.force_sync:
+            self.log_env.sync(True)
+        return n
 
     def size_bytes(self) -> tuple[int, int]:
         def size(p: Path) -> int:
