@@ -23,6 +23,7 @@ from kernel.config import ServerConfig
 from kernel.errors import (
     BadArguments,
     MarshallingError,
+    NoAuth,
     NoNode,
     NoWatcher,
     SessionExpired,
@@ -30,7 +31,7 @@ from kernel.errors import (
     ZooKeeperError,
 )
 from kernel.prep import Prep
-from kernel.protocol import OpCode, Perm
+from kernel.protocol import EventType, OpCode, Perm
 from kernel.records import (
     ACL,
     AuthRequest,
@@ -522,7 +523,7 @@ class Kernel:
             if node is None:
                 raise NoNode()
             if not self.acl.allowed(node.acl, conn.ids, Perm.READ):
-                raise ZooKeeperError.for_code(-102)()
+                raise NoAuth()
             if request.watch:
                 self.watches.add_data(request.path, conn)
             return node
@@ -533,7 +534,7 @@ class Kernel:
                 raise BadArguments()
             node = tree.nodes.get(path)
             if node is not None and not self.acl.allowed(node.acl, conn.ids, Perm.READ):
-                raise ZooKeeperError.for_code(-102)()
+                raise NoAuth()
             if request.watch:
                 self.watches.add_data(path, conn)
             if node is None:
@@ -559,7 +560,7 @@ class Kernel:
                 return list(node.acl), node.stat()
             if self.acl.allowed(node.acl, ids, Perm.READ):
                 return redact_for_reader(node.acl), node.stat()
-            raise ZooKeeperError.for_code(-102)()
+            raise NoAuth()
         if op == OpCode.GET_ALL_CHILDREN_NUMBER:
             assert isinstance(request, PathRequest)
             self._readable(request.path, conn.ids)
@@ -610,7 +611,7 @@ class Kernel:
         if node is None:
             raise NoNode()
         if not self.acl.allowed(node.acl, ids, Perm.READ):
-            raise ZooKeeperError.for_code(-102)()
+            raise NoAuth()
         return node
 
     def _multi_read(self, sess: Session, conn: ClientConnection,
@@ -632,27 +633,25 @@ class Kernel:
     def _set_watches(self, conn: ClientConnection, req: SetWatchesRequest) -> None:
         nodes = self.tree.nodes
         rz = req.relative_zxid
-        from kernel.protocol import EventType as E
-
         for path in req.data:
             node = nodes.get(path)
             if node is None:
-                conn.notify(E.NODE_DELETED, path, -1)
+                conn.notify(EventType.NODE_DELETED, path, -1)
             elif node.mzxid > rz:
-                conn.notify(E.NODE_DATA_CHANGED, path, -1)
+                conn.notify(EventType.NODE_DATA_CHANGED, path, -1)
             else:
                 self.watches.add_data(path, conn)
         for path in req.exist:
             if path in nodes:
-                conn.notify(E.NODE_CREATED, path, -1)
+                conn.notify(EventType.NODE_CREATED, path, -1)
             else:
                 self.watches.add_data(path, conn)
         for path in req.child:
             node = nodes.get(path)
             if node is None:
-                conn.notify(E.NODE_DELETED, path, -1)
+                conn.notify(EventType.NODE_DELETED, path, -1)
             elif node.pzxid > rz:
-                conn.notify(E.NODE_CHILDREN_CHANGED, path, -1)
+                conn.notify(EventType.NODE_CHILDREN_CHANGED, path, -1)
             else:
                 self.watches.add_child(path, conn)
         for path in req.persistent:
@@ -669,11 +668,10 @@ _WRITE_OPCODES = frozenset({
 
 
 def _single_result(op: int, result: object) -> object:
+    """A plain create answers the path only; every other write its apply result."""
     if op == OpCode.CREATE:
         assert isinstance(result, tuple)
         return result[0]
-    if op in (OpCode.CREATE2, OpCode.CREATE_CONTAINER, OpCode.CREATE_TTL):
-        return result
     return result
 
 
