@@ -67,6 +67,23 @@ from typing import Any
 
 import pytest
 
+# KeeperException codes, shared with the raw wire client (re-exported for the driver tests).
+from tests.integration.wire import (  # noqa: F401
+    BAD_ARGUMENTS,
+    BAD_VERSION,
+    INVALID_ACL,
+    MARSHALLING_ERROR,
+    NO_AUTH,
+    NO_CHILDREN_FOR_EPHEMERALS,
+    NO_NODE,
+    NO_WATCHER,
+    NODE_EXISTS,
+    NOT_EMPTY,
+    OK,
+    RUNTIME_INCONSISTENCY,
+    UNIMPLEMENTED,
+)
+
 REPO = Path(__file__).resolve().parents[2]
 CLIENTS = REPO / "tests" / "clients"
 JAR_DIR = Path("/usr/share/java")
@@ -76,20 +93,6 @@ ZKCLI = Path("/usr/share/zookeeper/bin/zkCli.sh")
 
 TARGET_IS_ZOOKEEPER = os.environ.get("ZK_TEST_TARGET") == "zookeeper"
 
-# KeeperException codes (client-protocol.md §6.1).
-OK = 0
-RUNTIME_INCONSISTENCY = -2
-MARSHALLING_ERROR = -5
-UNIMPLEMENTED = -6
-BAD_ARGUMENTS = -8
-NO_NODE = -101
-NO_AUTH = -102
-BAD_VERSION = -103
-NO_CHILDREN_FOR_EPHEMERALS = -108
-NODE_EXISTS = -110
-NOT_EMPTY = -111
-INVALID_ACL = -114
-NO_WATCHER = -121
 
 
 def digest(user: str, password: str) -> str:
