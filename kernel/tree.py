@@ -7,11 +7,21 @@ sessions (and their ephemerals) are replicated state.
 
 from __future__ import annotations
 
+import zlib
 from abc import abstractmethod
+from collections import deque
 from collections.abc import Iterator, MutableMapping, MutableSet
 from dataclasses import dataclass
 
 from kernel.acl import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
+from kernel.digest import (
+    EXCLUDED_PREFIX,
+    LOG_INTERVAL,
+    LOG_LIMIT,
+    MASK64,
+    STAT_FIELDS,
+    compute_digest,
+)
 from kernel.errors import NodeExists, NoNode
 from kernel.paths import basename, parent_of
 from kernel.protocol import (
@@ -42,10 +52,15 @@ from kernel.txn import (
 
 class Node:
     """One znode. ``c`` counts child creations ever applied (the sequential counter);
-    the visible cversion is derived from it as ZooKeeper does: ``2*c - numChildren``."""
+    the visible cversion is derived from it as ZooKeeper does: ``2*c - numChildren``.
+
+    For the tree digest (``kernel.digest``) ``_dg`` caches the node's digest and ``_dp``
+    the CRC-32 of its path and data (None or unset: not computed yet). ``apply`` keeps
+    both current; code that changes a node in place outside ``apply`` must reset them
+    (as it resets ``_stat``)."""
 
     __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version", "c",
-                 "aversion", "owner", "pzxid", "children", "_stat")
+                 "aversion", "owner", "pzxid", "children", "_stat", "_dp", "_dg")
 
     def __init__(self, data: bytes | None, acl: tuple[ACL, ...], zxid: int, time: int,
                  owner: int) -> None:
@@ -61,6 +76,8 @@ class Node:
         # that knows its size without holding the names.
         self.children: MutableSet[str] = set()
         self._stat: bytes | None = None
+        self._dp: int | None = None
+        self._dg: int | None = None
 
     @property
     def cversion(self) -> int:
@@ -102,6 +119,42 @@ class Node:
 
 def _wrap32(v: int) -> int:
     return ((v + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+
+
+_pack_stat = STAT_FIELDS.pack
+_crc32 = zlib.crc32
+
+
+def _node_digest(path: str, node: Node) -> int:
+    """The node's contribution to the tree digest as of its current state (cached)."""
+    try:
+        digest = node._dg
+    except AttributeError:  # a NodeStore may build nodes without __init__
+        digest = None
+    return _fresh_digest(path, node) if digest is None else digest
+
+
+def _fresh_digest(path: str, node: Node) -> int:
+    """Recompute (and cache) the node's digest after a stat change; the path+data CRC is
+    reused unless ``_dp`` was reset. Same value as ``kernel.digest.node_digest``."""
+    if path.startswith(EXCLUDED_PREFIX):
+        return 0
+    try:
+        prefix = node._dp
+    except AttributeError:
+        prefix = None
+    if prefix is None:
+        # kernel.digest.path_data_crc, inlined
+        prefix = 0 if path == "/" else _crc32(path.encode())
+        data = node.data
+        if data:
+            prefix = _crc32(data, prefix)
+        node._dp = prefix
+    digest: int = _crc32(_pack_stat(node.czxid, node.mzxid, node.pzxid, node.ctime,
+                                    node.mtime, node.version, node.c, node.aversion,
+                                    node.owner), prefix)
+    node._dg = digest
+    return digest
 
 
 def ttl_owner(ttl: int) -> int:
@@ -172,10 +225,17 @@ class DataTree:
     ``NodeStore`` supplied by a storage backend together with the tree's persisted
     ``data_size``; the backend then fills ``ephemerals``, ``containers``, ``ttls`` and
     ``sessions`` itself. Replace ``nodes`` only through the constructor: the tree keeps
-    ``approximate_data_size`` incrementally.
+    ``approximate_data_size`` and ``digest`` incrementally.
+
+    ``digest`` is the tree digest (``kernel.digest``) after ``last_zxid``; a backend
+    that supplies ``nodes`` passes the digest it stored (or None: computed here by
+    walking every node). ``digest_log`` holds (zxid, digest) for the applied zxids that
+    are multiples of ``LOG_INTERVAL``, the newest ``LOG_LIMIT`` of them, as ZooKeeper's
+    ``hash`` reports them.
     """
 
-    def __init__(self, nodes: NodeStore | None = None, data_size: int = 0) -> None:
+    def __init__(self, nodes: NodeStore | None = None, data_size: int = 0,
+                 digest: int | None = None) -> None:
         self.nodes: MutableMapping[str, Node] = {} if nodes is None else nodes
         self.ephemerals: dict[int, set[str]] = {}
         self.sessions: dict[int, SessionRecord] = {}
@@ -192,6 +252,8 @@ class DataTree:
         # ZooKeeper's approximateDataSize: path + data lengths over every key, the root
         # alias "" included; kept up to date by apply so 4lw need not scan the tree.
         self._data_size = data_size
+        self.digest = compute_digest(self) if digest is None else digest & MASK64
+        self.digest_log: deque[tuple[int, int]] = deque(maxlen=LOG_LIMIT)
 
     def track_changes(self) -> None:
         """Start recording changed paths and sessions (for persistent storage)."""
@@ -280,9 +342,23 @@ class DataTree:
         if txn.zxid <= self.last_zxid and txn.zxid != 0:
             return triggers
         txn.result = self._apply_body(txn, txn.body, triggers)
-        if txn.zxid > self.last_zxid:
-            self.last_zxid = txn.zxid
+        zxid = txn.zxid
+        if zxid > self.last_zxid:
+            self.last_zxid = zxid
+            if not zxid % LOG_INTERVAL:
+                self.digest_log.append((zxid, self.digest))
         return triggers
+
+    def recompute_digest(self) -> int:
+        """Set ``digest`` from every node, refreshing their cached digests: for a tree
+        whose nodes were replaced or changed outside ``apply`` (an import, a snapshot
+        transfer). Returns it. ``kernel.digest.compute_digest`` only checks."""
+        total = 0
+        for path, node in self.walk():
+            node._dp = node._dg = None
+            total += _fresh_digest(path, node)
+        self.digest = total & MASK64
+        return self.digest
 
     def _apply_body(self, txn: Txn, body: TxnBody, triggers: list[Trigger]) -> object:
         if isinstance(body, SetDataTxn):
@@ -298,9 +374,11 @@ class DataTree:
                 return None
             if self.dirty is not None:
                 self.dirty.add(body.path)
+            old = _node_digest(body.path, node)
             node.acl = body.acl
             node.aversion = body.aversion
             node._stat = None
+            self.digest = (self.digest + _fresh_digest(body.path, node) - old) & MASK64
             return node.stat()
         if isinstance(body, MultiTxn):
             results = []
@@ -331,6 +409,7 @@ class DataTree:
             raise NoNode(parent_path)  # prep guarantees the parent; replay must agree
         if path in self.nodes:
             raise NodeExists(path)
+        parent_old = _node_digest(parent_path, parent)
         node = Node(body.data, body.acl, txn.zxid, txn.time, body.owner)
         if self.dirty is not None:
             # Before the insert: a NodeStore may drop clean nodes when it grows, and the
@@ -345,6 +424,8 @@ class DataTree:
             parent.c = body.parent_c
         parent.pzxid = txn.zxid
         parent._stat = None
+        self.digest = (self.digest + _fresh_digest(path, node)
+                       + _fresh_digest(parent_path, parent) - parent_old) & MASK64
         self.index_owner(path, body.owner)
         triggers.append((EventType.NODE_CREATED, path, node.acl))
         triggers.append((EventType.NODE_CHILDREN_CHANGED, parent_path, parent.acl))
@@ -360,11 +441,15 @@ class DataTree:
         if self.dirty is not None:
             self.dirty.add(path)
             self.dirty.add(parent_path)
+        digest = self.digest - _node_digest(path, node)
         parent = self.nodes.get(parent_path)
         if parent is not None:
+            digest -= _node_digest(parent_path, parent)
             parent.children.discard(basename(path))
             parent.pzxid = zxid
             parent._stat = None
+            digest += _fresh_digest(parent_path, parent)
+        self.digest = digest & MASK64
         self.unindex_owner(path, node.owner)
         triggers.append((EventType.NODE_DELETED, path, node.acl))
         if parent is not None:
@@ -376,6 +461,7 @@ class DataTree:
             return None
         if self.dirty is not None:
             self.dirty.add(body.path)
+        digest = self.digest - _node_digest(body.path, node)
         old, new = node.data, body.data
         delta = (len(new) if new else 0) - (len(old) if old else 0)
         # The root is counted twice: under "/" and under its alias "".
@@ -385,6 +471,8 @@ class DataTree:
         node.mzxid = txn.zxid
         node.mtime = txn.time
         node._stat = None
+        node._dp = None
+        self.digest = (digest + _fresh_digest(body.path, node)) & MASK64
         triggers.append((EventType.NODE_DATA_CHANGED, body.path, node.acl))
         return node.stat()
 

@@ -9,7 +9,7 @@ Layout (one environment, or two when ``dataLogDir`` differs from ``dataDir``):
   key range; ``owners``: path → ephemeralOwner of every ephemeral, container and TTL
   node (the indexes the server needs whole, read at open); ``sessions``: session id →
   timeout + password; ``meta``: format version, ``last_applied`` zxid, node count and
-  approximate data size, log identity.
+  approximate data size, the tree digest at ``last_applied`` (``digest``), log identity.
 
 Open reads only the root, the ``owners`` index and the sessions, then applies the
 committed log tail past ``last_applied``: nodes are read on first use into a bounded
@@ -41,6 +41,7 @@ from pathlib import Path
 import lmdb
 
 from kernel.api import ACL, DataTree, StorageError, Txn
+from kernel.digest import compute_digest, node_digest
 from kernel.errors import ProtocolError
 from kernel.protocol import OWNER_CONTAINER, OWNER_SESSION, owner_kind
 from kernel.tree import SessionRecord
@@ -95,6 +96,7 @@ _Z = struct.Struct(">Q")
 _SESSION = struct.Struct(">i")
 _OWNER = struct.Struct(">q")
 _COUNTS = struct.Struct(">qq")  # node count (root alias included), approximate data size
+_DIGEST = struct.Struct(">Q")  # kernel.digest's tree digest at last_applied (unsigned)
 
 
 class SyncSnapshot:
@@ -107,6 +109,9 @@ class SyncSnapshot:
         self._sessions_db = sessions_db
         raw = self._txn.get(b"last_applied", db=meta)
         self.zxid = _Z.unpack(bytes(raw))[0] if raw else 0
+        raw = self._txn.get(b"digest", db=meta)
+        #: The tree digest at ``zxid`` (None if this environment never stored one).
+        self.digest: int | None = _DIGEST.unpack(bytes(raw))[0] if raw else None
 
     def nodes(self) -> Iterator[tuple[str, bytes]]:
         """(path, encoded node record) for every persisted znode, in key order."""
@@ -160,8 +165,13 @@ class LmdbStorage:
         self._pending_applied = 0
         self._pending_gen = 0
         self._pending_counts: bytes | None = None
+        self._pending_digest: bytes | None = None
+        self._digest_was_stored = True
         self._persisted_applied = 0
         self._first_log_zxid = 0
+        # Standalone: a logged txn is committed, so open replays the log past the tree.
+        # In an ensemble a logged proposal may never commit: Zab decides (False).
+        self.replay_log = True
         self._acl_bytes: dict[tuple[ACL, ...], bytes] = {}
         self._nodes: LmdbNodes | None = None
         self.env: lmdb.Environment | None = None
@@ -233,7 +243,7 @@ class LmdbStorage:
             tree = self._load_tree()
         except lmdb.Error as e:
             raise StorageError(f"{base}: LMDB reports corruption: {e}") from None
-        if tree.dirty:
+        if tree.dirty or not self._digest_was_stored:
             # Persist what the replay changed now, before anything newer is logged:
             # last_applied must never cover changes the node records do not hold.
             self.applied([], tree)
@@ -364,10 +374,15 @@ class LmdbStorage:
         with env.begin() as r:
             names = {bytes(k) for k in r.cursor().iternext(values=False)}
             acl_cache: dict[bytes, tuple[ACL, ...]] = {}
+            digest = 0
             if b"nodes" in names:
                 for k, v in r.cursor(db=env.open_db(b"nodes", txn=r, create=False)):
-                    k.decode("utf-8")
-                    decode_node(v, acl_cache)
+                    digest += node_digest(k.decode("utf-8"), decode_node(v, acl_cache)[0])
+            if b"meta" in names:
+                raw = r.get(b"digest", db=env.open_db(b"meta", txn=r, create=False))
+                # The node records and the digest are written in the same transaction.
+                if raw is not None and _DIGEST.unpack(raw)[0] != digest & ((1 << 64) - 1):
+                    raise ProtocolError("the tree digest does not match the node records")
             if b"children" in names:
                 for k in r.cursor(db=env.open_db(b"children", txn=r, create=False)
                                   ).iternext(values=False):
@@ -394,10 +409,20 @@ class LmdbStorage:
     # -- loading ------------------------------------------------------------------------
 
     def _load_tree(self) -> DataTree:
+        """The persisted tree plus the log tail. ``_digest_was_stored`` tells whether
+        the tree digest came from ``meta`` (else it was computed from the records)."""
         assert self.env is not None and self.log_env is not None
         with self.env.begin() as txn:
             last_applied = _Z.unpack(txn.get(b"last_applied", db=self.meta))[0]
             count, data_size = _COUNTS.unpack(txn.get(b"counts", db=self.meta))
+            raw_digest = txn.get(b"digest", db=self.meta)
+            self._digest_was_stored = raw_digest is not None
+            if raw_digest is not None:
+                digest = _DIGEST.unpack(raw_digest)[0]
+            else:
+                # Written by a build that kept no digest: one pass over the records,
+                # bypassing the node cache; open() stores the result.
+                digest = self._scan_digest(txn)
             raw_root = txn.get(b"/", db=self.nodes_db)
             if raw_root is None:
                 raise StorageError(f"{self.data_dir}: the root node record is missing")
@@ -408,7 +433,7 @@ class LmdbStorage:
             nodes = LmdbNodes(self.env, self.nodes_db, self.children_db, root, count,
                               self.cache_nodes)
             root.children = LazyChildren(nodes, "/", nch)
-            tree = DataTree(nodes, data_size)
+            tree = DataTree(nodes, data_size, digest)
             for k, v in txn.cursor(db=self.sessions_db):
                 sid = _Z.unpack(k)[0]
                 sid = sid - (1 << 64) if sid >= 1 << 63 else sid
@@ -439,7 +464,7 @@ class LmdbStorage:
             cur = txn.cursor(db=self.log_db)
             if cur.first():
                 self._first_log_zxid = _Z.unpack(bytes(cur.key()))[0]
-            if cur.set_range(_zkey(last_applied + 1)):
+            if self.replay_log and cur.set_range(_zkey(last_applied + 1)):
                 for _k, v in cur:
                     try:
                         t = decode_txn(v)
@@ -452,6 +477,17 @@ class LmdbStorage:
                  replayed)
         return tree
 
+    def _scan_digest(self, txn: lmdb.Transaction) -> int:
+        acl_cache: dict[bytes, tuple[ACL, ...]] = {}
+        digest = 0
+        try:
+            for k, v in txn.cursor(db=self.nodes_db):
+                digest += node_digest(bytes(k).decode("utf-8"),
+                                      decode_node(bytes(v), acl_cache)[0])
+        except (ProtocolError, struct.error, UnicodeDecodeError) as e:
+            raise StorageError(f"{self.data_dir}: corrupt node record: {e}") from None
+        return digest & ((1 << 64) - 1)
+
     # -- the write path -----------------------------------------------------------------
 
     def append(self, txns: Sequence[Txn]) -> None:
@@ -463,11 +499,12 @@ class LmdbStorage:
             applied = self._pending_applied
             gen = self._pending_gen
             counts, self._pending_counts = self._pending_counts, None
+            digest, self._pending_digest = self._pending_digest, None
         entries = [(_zkey(t.zxid), encode_txn(t)) for t in txns]
         if self.log_env is self.env:
             with self.env.begin(write=True) as w:
                 self._write_log(w, entries)
-                self._write_tree(w, tree_changes, session_changes, applied, counts)
+                self._write_tree(w, tree_changes, session_changes, applied, counts, digest)
             self._committed(gen)
             if self.force_sync:
                 self.env.sync(True)
@@ -476,9 +513,11 @@ class LmdbStorage:
                 self._write_log(w, entries)
             if self.force_sync:
                 self.log_env.sync(True)
-            if tree_changes or session_changes or applied > self._persisted_applied:
+            if (tree_changes or session_changes or digest is not None
+                    or applied > self._persisted_applied):
                 with self.env.begin(write=True) as w:
-                    self._write_tree(w, tree_changes, session_changes, applied, counts)
+                    self._write_tree(w, tree_changes, session_changes, applied, counts,
+                                     digest)
             self._committed(gen)
 
     def _committed(self, gen: int) -> None:
@@ -513,7 +552,7 @@ class LmdbStorage:
     def _write_tree(self, w: lmdb.Transaction,
                     tree_changes: list[tuple[bytes, bytes | None, bool, int]],
                     session_changes: list[tuple[bytes, bytes | None]], applied: int,
-                    counts: bytes | None) -> None:
+                    counts: bytes | None, digest: bytes | None = None) -> None:
         nodes, children, owners = self.nodes_db, self.children_db, self.owners_db
         put, delete = w.put, w.delete
         for k, v, created, owner in tree_changes:
@@ -539,6 +578,8 @@ class LmdbStorage:
                 put(k, sv, db=self.sessions_db)
         if counts is not None:
             put(b"counts", counts, db=self.meta)
+        if digest is not None:
+            put(b"digest", digest, db=self.meta)
         if applied > self._persisted_applied:
             put(b"last_applied", _zkey(applied), db=self.meta)
             self._persisted_applied = applied
@@ -556,12 +597,14 @@ class LmdbStorage:
                                  if rec is not None else None))
             tree.dirty_sessions.clear()
         counts = _COUNTS.pack(tree.node_count(), tree.approximate_data_size())
+        digest = _DIGEST.pack(tree.digest)
         with self._lock:
             self._pending_tree.extend(changes)
             self._pending_sessions.extend(sessions)
             self._pending_applied = tree.last_zxid
             self._pending_gen = gen
             self._pending_counts = counts
+            self._pending_digest = digest
 
     # -- whole trees ----------------------------------------------------------------------
 
@@ -591,6 +634,7 @@ class LmdbStorage:
             put(_zkey(sid & ((1 << 64) - 1)), _SESSION.pack(rec.timeout) + rec.password,
                 db=self.sessions_db)
         put(b"counts", _COUNTS.pack(count, size), db=self.meta)
+        put(b"digest", _DIGEST.pack(compute_digest(tree)), db=self.meta)
         put(b"last_applied", _zkey(last_zxid), db=self.meta)
 
     def write_imported(self, tree: DataTree) -> None:
@@ -637,6 +681,29 @@ class LmdbStorage:
         self.env.sync(True)
 
     # -- learner sync streams (for the ensemble) ----------------------------------------
+
+    def install_snapshot(self, tree: DataTree) -> DataTree:
+        """Replace the tree, the sessions and the log with ``tree`` (a snapshot from the
+        leader, dict-backed); returns the tree as this storage serves it from now on."""
+        assert self.env is not None and self.log_env is not None
+        with self._lock:
+            self._pending_tree = []
+            self._pending_sessions = []
+            self._pending_counts = None
+            self._pending_digest = None
+            self._pending_applied = 0
+        if self._nodes is not None:
+            self._nodes.release()
+            self._nodes = None
+        with self.log_env.begin(write=True) as w:
+            w.drop(self.log_db, delete=False)
+        with self.env.begin(write=True) as w:
+            self._write_full_tree(w, tree, tree.last_zxid)
+        self.log_env.sync(True)
+        self.env.sync(True)
+        self._persisted_applied = tree.last_zxid
+        self._first_log_zxid = 0
+        return self._load_tree()
 
     def sync_snapshot(self) -> SyncSnapshot:
         """A consistent read of the whole persisted tree (SNAP): the node records, the

@@ -1236,4 +1236,5 @@ def _build_tree(rp: _Replayer, last_zxid: int) -> DataTree:
     tree.sessions = {sid: SessionRecord(timeout, zookeeper_session_password(sid))
                      for sid, timeout in rp.sessions.items()}
     tree.last_zxid = last_zxid
+    tree.recompute_digest()
     return tree

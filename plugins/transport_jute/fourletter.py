@@ -1,4 +1,14 @@
-"""Four-letter words on the client port, in the formats operators' tools parse."""
+"""Four-letter words on the client port, in the formats operators' tools parse.
+
+The role-dependent parts follow ZooKeeper 3.8: ``Kernel.quorum`` (a ``QuorumStatus`` the
+runtime keeps current) selects ``Mode:`` and ``zk_server_state``; a server that is
+``looking`` (or not serving at all) answers ``This ZooKeeper instance is not currently
+serving requests``; quorum members add ``zk_peer_state`` and ``zk_quorum_size``, a
+leader its learner counts and proposal sizes (``srvr``: ``Proposal sizes
+last/min/max``). ``hash`` prints the tree-digest log (``DataTree.digest_log``: the
+digest at every zxid that is a multiple of 128) as ``<zxid hex>: <digest>`` lines, as
+ZooKeeper does, then the digest at the last applied zxid.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +44,10 @@ VERSION = f"3.9.3-zkernel-{kernel.__version__}, built on 2026-11-27 00:00 UTC"
 
 NOT_SERVING = "This ZooKeeper instance is not currently serving requests\n"
 _ALWAYS_AVAILABLE = {"ruok", "envi", "gtmk", "stmk"}
+READ_ONLY_BANNER = "READ-ONLY mode; serving only read-only clients"
+#: QuorumStatus.mode -> ZooKeeper's ServerState name (zk_peer_state).
+_PEER_STATES = {"leader": "leading", "follower": "following", "observer": "observing",
+                "looking": "looking"}
 
 
 def _java_date(epoch_ms: float) -> str:
@@ -45,6 +59,23 @@ def _java_date(epoch_ms: float) -> str:
 def short_op_name(op: int | None) -> str:
     """The ``lop=`` name ``cons`` prints for an opcode."""
     return "NA" if op is None else OP_SHORT_NAMES.get(op, "NA")
+
+
+def java_long(v: int) -> str:
+    """An unsigned 64-bit value (the tree digest) as Java prints a long."""
+    v &= (1 << 64) - 1
+    return str(v - (1 << 64) if v >= 1 << 63 else v)
+
+
+def peer_state(mode: str, phase: str, sync_mode: str = "none") -> str:
+    """ZooKeeper's ``getDetailedPeerState``: ``following - broadcast``, ``looking``
+    (no phase while electing), ``following - synchronization - diff``."""
+    out = _PEER_STATES.get(mode, mode)
+    if phase != "election":
+        out += f" - {phase}"
+    if sync_mode != "none":
+        out += f" - {sync_mode}"
+    return out
 
 
 def _fmt_double(v: float) -> str:
@@ -64,7 +95,7 @@ class FourLetterWords:
         self.enabled = transport.kernel.config.four_letter_words
         self._handlers: dict[str, Callable[[JuteConnection], str]] = {
             "ruok": lambda c: "imok",
-            "isro": lambda c: "rw",
+            "isro": lambda c: "ro" if self.kernel.quorum.mode == "read-only" else "rw",
             "gtmk": lambda c: str(self.trace_mask),
             "srvr": lambda c: self.srvr(False),
             "stat": lambda c: self.srvr(True),
@@ -79,7 +110,7 @@ class FourLetterWords:
             "wchc": self.wchc,
             "wchp": self.wchp,
             "mntr": self.mntr,
-            "hash": lambda c: "",
+            "hash": self.hash,
         }
 
     def answer(self, word: str, extra: bytes, conn: JuteConnection) -> str:
@@ -91,9 +122,13 @@ class FourLetterWords:
             if len(extra) >= 8:
                 self.trace_mask = struct.unpack(">q", extra[:8])[0]
             return str(self.trace_mask)
-        if not self.kernel.serving and word not in _ALWAYS_AVAILABLE:
+        if not self.serving() and word not in _ALWAYS_AVAILABLE:
             return "null" if word == "isro" else NOT_SERVING
         return self._handlers[word](conn)
+
+    def serving(self) -> bool:
+        """ZooKeeper's isZKServerRunning: false while the peer is electing a leader."""
+        return self.kernel.serving and self.kernel.quorum.mode != "looking"
 
     # -- the words ---------------------------------------------------------------------
 
@@ -103,7 +138,10 @@ class FourLetterWords:
     def srvr(self, with_clients: bool) -> str:
         k = self.kernel
         lat = k.stats.latency
+        mode = k.quorum.mode
         lines = [f"Zookeeper version: {VERSION}"]
+        if mode == "read-only":
+            lines.append(READ_ONLY_BANNER)
         if with_clients:
             lines.append("Clients:")
             for c in self._connections():
@@ -116,9 +154,13 @@ class FourLetterWords:
             f"Connections: {len(self.transport.connections)}",
             f"Outstanding: {k.outstanding_requests}",
             f"Zxid: {k.last_zxid:#x}",
-            "Mode: standalone",
+            f"Mode: {mode}",
             f"Node count: {k.tree.node_count()}",
         ]
+        if mode == "leader":
+            q = k.quorum
+            lines.append(f"Proposal sizes last/min/max: {q.last_proposal_size}/"
+                         f"{q.min_proposal_size}/{q.max_proposal_size}")
         return "\n".join(lines) + "\n"
 
     def _cons_line(self, c: JuteConnection, brief: bool) -> str:
@@ -288,9 +330,13 @@ class FourLetterWords:
         except Exception:
             max_fds = -1
         data_size, log_size = k.storage.size_bytes()
-        metrics: list[tuple[str, object]] = [
-            ("version", VERSION),
-            ("server_state", "standalone"),
+        q = k.quorum
+        metrics: list[tuple[str, object]] = [("version", VERSION), ("server_state", q.mode)]
+        quorum = q.mode in _PEER_STATES
+        if quorum:
+            metrics.append(("peer_state", peer_state(q.mode, q.phase,
+                                                     getattr(q, "sync_mode", "none"))))
+        metrics += [
             ("avg_latency", _fmt_double(lat.avg)),
             ("max_latency", lat.max),
             ("min_latency", lat.min),
@@ -321,6 +367,38 @@ class FourLetterWords:
             ("log_dir_size", log_size),
             ("throttled_ops", 0),
             ("stale_requests", 0),
-            ("digest_mismatches_count", 0),
+            ("digest_mismatches_count", getattr(st, "digest_mismatches", 0)),
+            # zkernel's: the tree digest (as `hash` prints it) and the zxid it belongs to.
+            ("tree_digest", java_long(k.tree.digest)),
+            ("tree_digest_zxid", k.tree.last_zxid),
         ]
+        if quorum:
+            metrics.append(("quorum_size", q.quorum_size))
+        if q.mode == "leader":
+            metrics += [
+                ("learners", q.learners),
+                ("synced_followers", q.synced_followers),
+                ("synced_non_voting_followers", q.synced_non_voting_followers),
+                ("synced_observers", q.synced_observers),
+                ("pending_syncs", q.pending_syncs),
+            ]
+            since = getattr(q, "leader_since_ms", None)
+            if isinstance(since, int) and since >= 0:
+                metrics.append(("leader_uptime", k.clock.mono_ms() - since))
+            metrics += [
+                ("last_proposal_size", q.last_proposal_size),
+                ("max_proposal_size", q.max_proposal_size),
+                ("min_proposal_size", q.min_proposal_size),
+            ]
+        elif q.mode == "follower":
+            metrics.append(("synced_observers", q.synced_observers))
         return "".join(f"zk_{k_}\t{v}\n" for k_, v in metrics)
+
+    def hash(self, conn: JuteConnection) -> str:
+        """The digest log, ``<zxid hex>: <digest>`` per line (ZooKeeper's DigestCommand),
+        then the digest at the last applied zxid unless the log already ends there."""
+        tree = self.kernel.tree
+        entries = list(tree.digest_log)
+        if not entries or entries[-1][0] != tree.last_zxid:
+            entries.append((tree.last_zxid, tree.digest))
+        return "".join(f"{z:x}: {java_long(d)}\n" for z, d in entries)
