@@ -20,8 +20,78 @@ class ConfigError(Exception):
     """A zoo.cfg that cannot be used, with a message an operator can act on."""
 
 
+def _read_myid(data_dir: Path | None) -> int:
+    """The server id from ``dataDir/myid``, as ZooKeeper reads it."""
+    if data_dir is None:
+        raise ConfigError("dataDir is not set (an ensemble needs dataDir/myid)")
+    path = data_dir / "myid"
+    try:
+        text = path.read_text().strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror} (each server of an "
+                          f"ensemble needs a myid file with its server id)") from None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{path} must hold an integer server id, got {text!r}") from None
+
+
 def _bool(v: str) -> bool:
     return v.strip().lower() in ("true", "yes", "1", "on")
+
+
+@dataclass(frozen=True)
+class PeerAddress:
+    """One ``server.N`` line: the quorum and election addresses and the learner type."""
+
+    sid: int
+    host: str
+    quorum_port: int
+    election_port: int
+    observer: bool = False
+    client_host: str | None = None
+    client_port: int | None = None
+
+
+def parse_server_line(key: str, value: str) -> PeerAddress:
+    """``server.N=host:quorumPort:electionPort[:participant|:observer][;[host:]port]``."""
+    try:
+        sid = int(key.split(".", 1)[1])
+    except ValueError:
+        raise ConfigError(f"{key}: the server id must be an integer") from None
+    if not 0 < sid < 256:
+        raise ConfigError(f"{key}: server ids must be 1..255 (they are the top byte of "
+                          f"session ids)")
+    addr, _, client = value.partition(";")
+    # A server line may list several addresses separated by '|' (multi-address); the
+    # first is used.
+    addr = addr.split("|", 1)[0].strip()
+    parts = addr.rsplit(":", 3) if addr.count(":") >= 3 else addr.split(":")
+    role = "participant"
+    if len(parts) == 4:
+        role = parts.pop().strip().lower()
+    if len(parts) != 3 or role not in ("participant", "observer"):
+        raise ConfigError(f"{key}={value}: expected host:quorumPort:electionPort"
+                          f"[:participant|:observer]")
+    host = parts[0].strip().strip("[]")
+    try:
+        qport, eport = int(parts[1]), int(parts[2])
+    except ValueError:
+        raise ConfigError(f"{key}={value}: ports must be integers") from None
+    for port in (qport, eport):
+        if not 0 < port <= 65535:
+            raise ConfigError(f"{key}={value}: port {port} out of range")
+    chost: str | None = None
+    cport: int | None = None
+    if client.strip():
+        c = client.strip()
+        h, sep, pstr = c.rpartition(":")
+        try:
+            cport = int(pstr)
+        except ValueError:
+            raise ConfigError(f"{key}={value}: bad client address {c!r}") from None
+        chost = h if sep else None
+    return PeerAddress(sid, host, qport, eport, role == "observer", chost, cport)
 
 
 @dataclass
@@ -48,6 +118,10 @@ class ServerConfig:
     digest_enabled: bool = True
     listen_backlog: int = -1
     server_id: int = 0
+    servers: dict[int, PeerAddress] = field(default_factory=dict)
+    init_limit: int = 10
+    sync_limit: int = 5
+    force_sync: bool = True
     transports: tuple[str, ...] = ("jute",)
     storage: str = "lmdb"
     tracing: bool = False
@@ -59,6 +133,14 @@ class ServerConfig:
             self.min_session_timeout = 2 * self.tick_time
         if self.max_session_timeout < 0:
             self.max_session_timeout = 20 * self.tick_time
+
+    @property
+    def replicated(self) -> bool:
+        """True when zoo.cfg lists more than one server (or any ``server.N`` line and
+        ``standaloneEnabled=false``): the server runs Zab with its peers."""
+        if len(self.servers) > 1:
+            return True
+        return bool(self.servers) and not _bool(self.get("standaloneEnabled") or "true")
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """A raw zoo.cfg value, for plugins' own keys (``zookeeper.`` prefix optional)."""
@@ -148,9 +230,25 @@ def config_from_mapping(raw: Mapping[str, str], base_dir: Path | None = None) ->
     transports = tuple(t.strip() for t in (get("kernel.transports") or "jute").split(",")
                        if t.strip())
     super_digest = get("DigestAuthenticationProvider.superDigest", "superDigest")
+    servers: dict[int, PeerAddress] = {}
+    for key, value in raw.items():
+        if key.startswith("server.") and key[7:].isdigit():
+            peer = parse_server_line(key, value)
+            servers[peer.sid] = peer
+    server_id = get_int(0, "serverId")
+    data_dir = get_path("dataDir")
+    if servers and server_id == 0:
+        server_id = _read_myid(data_dir)
+        if server_id not in servers:
+            raise ConfigError(f"myid {server_id} has no server.{server_id} line in the "
+                              f"configuration")
+    init_limit = get_int(10, "initLimit")
+    sync_limit = get_int(5, "syncLimit")
+    if servers and (init_limit <= 0 or sync_limit <= 0):
+        raise ConfigError("initLimit and syncLimit must be positive")
     cfg = ServerConfig(
         tick_time=tick,
-        data_dir=get_path("dataDir"),
+        data_dir=data_dir,
         data_log_dir=get_path("dataLogDir"),
         client_port=port,
         client_port_address=get("clientPortAddress") or "0.0.0.0",
@@ -168,7 +266,11 @@ def config_from_mapping(raw: Mapping[str, str], base_dir: Path | None = None) ->
         reconfig_enabled=_bool(get("reconfigEnabled") or "false"),
         digest_enabled=_bool(get("DigestAuthenticationProvider.enabled") or "true"),
         listen_backlog=get_int(-1, "clientPortListenBacklog"),
-        server_id=get_int(0, "serverId"),
+        server_id=server_id,
+        servers=servers,
+        init_limit=init_limit,
+        sync_limit=sync_limit,
+        force_sync=_bool(get("forceSync") or "yes"),
         transports=transports or ("jute",),
         storage=(get("kernel.storage") or "lmdb").strip(),
         tracing=_bool(get("kernel.tracing") or "false"),

@@ -30,8 +30,10 @@ from kernel.errors import (
     Unimplemented,
     ZooKeeperError,
 )
+from kernel.forwarding import Forward, ForwardSync, KernelMessage, SyncDone, Touch
 from kernel.prep import Prep
 from kernel.protocol import EventType, OpCode, Perm
+from kernel.quorum_status import QuorumStatus
 from kernel.records import (
     ACL,
     AuthRequest,
@@ -65,6 +67,8 @@ _WRITE = 0
 _READ = 1
 _SYNC = 2
 _DONE = 3
+# The zxid a follower's sync waits for, until the leader says.
+_UNKNOWN = 1 << 63
 
 
 class ClientConnection(Protocol):
@@ -145,7 +149,8 @@ class Kernel:
                  wake: Callable[[], None] | None = None,
                  on_commit: Callable[[Txn], None] | None = None,
                  on_session: Callable[[int, bool, bool], None] | None = None,
-                 tracer: Tracer | None = None, server_id: int = 1) -> None:
+                 tracer: Tracer | None = None, server_id: int = 1,
+                 replicated: bool = False) -> None:
         from kernel.stats import ServerStats
 
         self.config = config
@@ -177,7 +182,18 @@ class Kernel:
         self._sync_waiters: set[Session] = set()
         self._expiring: set[int] = set()
         self._reap_in_flight: set[str] = set()
-        self.serving = True
+        self.serving = not replicated
+        self.quorum = QuorumStatus(server_id=server_id)
+        # standalone | leader | follower | looking. A replicated kernel starts looking
+        # and serves only once Zab reaches its broadcast phase.
+        self.role = "looking" if replicated else "standalone"
+        self.replicated = replicated
+        # Set by the runtime of a replicated server: send a kernel message to a peer
+        # (the leader, for a follower). Messages on one link keep their order.
+        self.send_to_peer: Callable[[int, KernelMessage], None] = lambda peer, msg: None
+        self.leader_id = 0
+        self._remote_syncs: list[tuple[int, int, int, int]] = []
+        self._touched: dict[int, int] = {}
         now = clock.mono_ms()
         # Sessions recovered from durable storage get a fresh full timeout, as
         # ZooKeeper does on restart; clients that are gone expire after it.
@@ -206,6 +222,8 @@ class Kernel:
                 session_id: int, password: bytes) -> bool:
         """Start or resume a session for ``conn``. Returns False if the connection must
         be closed without an answer (the client has seen a newer zxid than ours)."""
+        if not self.serving:
+            return False
         if last_zxid_seen > self.tree.last_zxid:
             log.info("client has seen zxid %#x, server is at %#x: refusing",
                      last_zxid_seen, self.tree.last_zxid)
@@ -215,7 +233,12 @@ class Kernel:
             sid = self.session_ids.next_id()
             password = new_password()
             self._connecting[sid] = (conn, t)
-            self._propose(sid, 0, OpCode.CREATE_SESSION, CreateSessionTxn(t, password), None)
+            if self.role == "follower":
+                self.send_to_peer(self.leader_id, Forward(sid, 0, OpCode.CREATE_SESSION,
+                                                          (t, password), []))
+            else:
+                self._propose(sid, 0, OpCode.CREATE_SESSION, CreateSessionTxn(t, password),
+                              None)
             return True
         sess = self.sessions.get(session_id)
         if sess is not None and sess.conn is not None and sess.conn is not conn:
@@ -231,6 +254,8 @@ class Kernel:
         sess.established_ms = self.clock.wall_ms()
         conn.session = sess
         self.expiry.touch(sess.id, t, self.clock.mono_ms())
+        if self.role == "follower":
+            self._touched[sess.id] = t
         conn.session_established(sess)
         return True
 
@@ -258,6 +283,20 @@ class Kernel:
         if sess.closing:
             self._enqueue_ready(sess, conn, xid, op, SessionExpired.code, None)
             return
+        if self.role == "follower":
+            self._touched[sess.id] = sess.timeout
+            if op in _WRITE_OPCODES or op == OpCode.CLOSE_SESSION:
+                if op == OpCode.CLOSE_SESSION:
+                    sess.closing = True
+                sess.pending.append(Pending(_WRITE, conn, xid, op, request, 0, now))
+                self.send_to_peer(self.leader_id,
+                                  Forward(sess.id, xid, op, request, list(conn.ids)))
+                return
+            if op == OpCode.SYNC:
+                # Answered once the leader says how far we must have applied.
+                sess.pending.append(Pending(_SYNC, conn, xid, op, request, _UNKNOWN, now))
+                self.send_to_peer(self.leader_id, ForwardSync(sess.id, xid))
+                return
         if op in _WRITE_OPCODES:
             with self.tracer.span("prep", op):
                 zxid = self._next_zxid
@@ -286,6 +325,10 @@ class Kernel:
         """Answer a request the transport could not decode, in order with the others."""
         sess = conn.session
         if sess is None or sess.conn is not conn:
+            return
+        if op in _WRITE_OPCODES and not sess.closing and self.role == "follower":
+            sess.pending.append(Pending(_WRITE, conn, xid, op, None, 0, self.clock.mono_ms()))
+            self.send_to_peer(self.leader_id, Forward(sess.id, xid, op, None, [], err))
             return
         if op in _WRITE_OPCODES and not sess.closing:
             # ZooKeeper logs an undecodable write as a failed transaction (a zxid).
@@ -353,24 +396,31 @@ class Kernel:
         if not batch:
             return batch
         self._batch = []
-        self.zab.propose(batch)
+        if not self.replicated:
+            self.zab.propose(batch)
         return batch
 
     def durable(self, txns: Sequence[Txn]) -> None:
-        """``txns`` are durable in our log: ACK them; apply and answer what commits."""
+        """Standalone: ``txns`` are durable in our log: ACK them; apply and answer what
+        commits (a quorum of one)."""
         if not txns:
             return
         commit = self.zab.ack(self.server_id, txns[-1].zxid)
-        applied: list[Txn] = []
-        for txn in commit.txns:
+        self.deliver(commit.txns)
+
+    def deliver(self, txns: Sequence[Txn]) -> None:
+        """Apply committed transactions in order and answer what they complete."""
+        if not txns:
+            return
+        for txn in txns:
             self._apply(txn)
-            applied.append(txn)
-        if applied:
-            self.storage.applied(applied, self.tree)
+        self.storage.applied(txns, self.tree)
         if self._sync_waiters:
             for sess in list(self._sync_waiters):
                 if self._drain(sess):
                     self._sync_waiters.discard(sess)
+        if self._remote_syncs:
+            self._answer_remote_syncs()
 
     def _apply(self, txn: Txn) -> None:
         with self.tracer.span("apply", txn.op):
@@ -390,6 +440,8 @@ class Kernel:
                 trigger(etype, path, acl, zxid)
         body = txn.body
         sess, pending = self._waiting.pop(zxid, (None, None))
+        if pending is None and self.role == "follower" and txn.session_id:
+            sess, pending = self._forwarded_pending(txn)
         if isinstance(body, CreateSessionTxn):
             self._session_created(txn, body)
         elif isinstance(body, CloseSessionTxn):
@@ -411,6 +463,17 @@ class Kernel:
                                        pending.value)
             if q:
                 self._drain(sess)
+
+    def _forwarded_pending(self, txn: Txn) -> tuple[Session | None, Pending | None]:
+        """Follower: the local request a committed transaction answers (the oldest
+        forwarded write of its session; forwarded writes commit in order)."""
+        sess = self.sessions.get(txn.session_id)
+        if sess is None or not sess.pending:
+            return None, None
+        for p in sess.pending:
+            if p.kind == _WRITE:
+                return (sess, p) if p.xid == txn.cxid else (None, None)
+        return None, None
 
     @staticmethod
     def _write_result(op: int, body: TxnBody, result: object) -> tuple[int, object]:
@@ -460,10 +523,143 @@ class Kernel:
         if self._on_session is not None:
             self._on_session(sid, False, expired)
 
+    # -- replication --------------------------------------------------------------------
+
+    def become(self, role: str, leader: int = 0, epoch: int = 0, next_zxid: int = 0) -> None:
+        """The runtime's Zab peer changed role: ``leader`` or ``follower`` when it
+        serves (broadcast phase), ``looking`` otherwise. Leaving a serving role drops
+        every client connection and every request in flight, as ZooKeeper does; the
+        clients reconnect (to this server or another) and keep their sessions."""
+        previous = self.role
+        self.role = role
+        self.leader_id = leader
+        serving = role in ("leader", "follower")
+        if previous in ("leader", "follower") or not serving:
+            self._reset_pipeline()
+        self.serving = serving
+        q = self.quorum
+        q.mode = role
+        q.leader_id = leader
+        q.epoch = epoch
+        if role == "leader":
+            self._next_zxid = next_zxid
+            # A new leader gives every session a full timeout (ZooKeeper does too):
+            # their clients may be reconnecting after the failover.
+            now = self.clock.mono_ms()
+            self.expiry = ExpiryTracker(self.config.tick_time)
+            for sid, sess in self.sessions.items():
+                self.expiry.touch(sid, sess.timeout, now)
+
+    def _reset_pipeline(self) -> None:
+        for conn in list(self.connections):
+            conn.close()
+        for sess in self.sessions.values():
+            sess.pending.clear()
+            sess.conn = None
+            sess.closing = False
+        self._batch = []
+        self._waiting.clear()
+        self._connecting.clear()
+        self._sync_waiters.clear()
+        self._remote_syncs.clear()
+        self._expiring.clear()
+        self._reap_in_flight.clear()
+        self._touched.clear()
+        self.watches = WatchManager(self.acl.allowed)
+        self.prep = Prep(self.tree, self.acl, extended_types=self.config.extended_types,
+                         reconfig_enabled=self.config.reconfig_enabled)
+        self._next_zxid = self.tree.last_zxid + 1
+
+    def install_tree(self, tree: DataTree) -> None:
+        """A learner received a snapshot: serve from ``tree`` from now on."""
+        self.tree = tree
+        self.sessions = {}
+        for sid, rec in tree.sessions.items():
+            self.sessions[sid] = Session(sid, rec.timeout, rec.password)
+        self._reset_pipeline()
+
+    def from_peer(self, origin: int, msg: KernelMessage) -> None:
+        """A kernel message from peer ``origin`` (forwarded requests on the leader;
+        sync answers on a follower)."""
+        if isinstance(msg, Forward):
+            if self.role == "leader":
+                self._forwarded(msg)
+        elif isinstance(msg, ForwardSync):
+            if self.role == "leader":
+                zxid = self._next_zxid - 1
+                if zxid <= self.tree.last_zxid:
+                    self.send_to_peer(origin, SyncDone(msg.session_id, msg.cxid, zxid))
+                else:
+                    self._remote_syncs.append((origin, msg.session_id, msg.cxid, zxid))
+        elif isinstance(msg, SyncDone):
+            self._sync_done(msg)
+        elif isinstance(msg, Touch):
+            if self.role == "leader":
+                now = self.clock.mono_ms()
+                for sid, timeout in msg.sessions:
+                    sess = self.sessions.get(sid)
+                    if sess is not None and not sess.closing:
+                        sess.timeout = timeout
+                        self.expiry.touch(sid, timeout, now)
+
+    def take_touches(self) -> list[tuple[int, int]]:
+        """Follower: the sessions with client activity since the last call."""
+        touched, self._touched = self._touched, {}
+        return list(touched.items())
+
+    def _forwarded(self, f: Forward) -> None:
+        sid = f.session_id
+        if f.op == OpCode.CREATE_SESSION:
+            req = f.request
+            assert isinstance(req, tuple) and len(req) == 2
+            self._propose(sid, 0, OpCode.CREATE_SESSION,
+                          CreateSessionTxn(int(req[0]), bytes(req[1])), None)
+            return
+        sess = self.sessions.get(sid)
+        zxid = self._next_zxid
+        if sess is None or (sess.closing and f.op != OpCode.CLOSE_SESSION):
+            body: TxnBody = ErrorTxn(SessionExpired.code)
+        elif f.op == OpCode.CLOSE_SESSION:
+            if sess.closing:
+                body = ErrorTxn(SessionExpired.code)
+            else:
+                sess.closing = True
+                body = self.prep.close_session(sid, zxid)
+        elif f.err:
+            body = ErrorTxn(f.err)
+        else:
+            self.expiry.touch(sid, sess.timeout, self.clock.mono_ms())
+            with self.tracer.span("prep", f.op):
+                body = self.prep.prepare(f.op, f.request, sid, f.ids, zxid)
+        self._propose(sid, f.cxid, f.op, body, None)
+
+    def _answer_remote_syncs(self) -> None:
+        applied = self.tree.last_zxid
+        waiting = []
+        for origin, sid, cxid, zxid in self._remote_syncs:
+            if zxid <= applied:
+                self.send_to_peer(origin, SyncDone(sid, cxid, zxid))
+            else:
+                waiting.append((origin, sid, cxid, zxid))
+        self._remote_syncs = waiting
+
+    def _sync_done(self, msg: SyncDone) -> None:
+        sess = self.sessions.get(msg.session_id)
+        if sess is None:
+            return
+        for p in sess.pending:
+            if p.kind == _SYNC and p.zxid == _UNKNOWN:
+                p.zxid = msg.zxid
+                break
+        if not self._drain(sess):
+            self._sync_waiters.add(sess)
+
     # -- timers -------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Expire sessions whose deadline has passed."""
+        """Expire sessions whose deadline has passed (the leader decides expiry)."""
+        if self.role not in ("standalone", "leader"):
+            return
         for sid in self.expiry.expired(self.clock.mono_ms()):
             sess = self.sessions.get(sid)
             if sess is None or sess.closing:
@@ -484,6 +680,8 @@ class Kernel:
     def reap(self, limit: int) -> int:
         """Delete up to ``limit`` empty containers and expired TTL nodes."""
         n = 0
+        if self.role not in ("standalone", "leader"):
+            return 0
         self._reap_in_flight &= set(self.tree.containers) | set(self.tree.ttls)
         for path in self.tree.reapable(self.clock.wall_ms(),
                                        self.config.container_max_never_used_ms):

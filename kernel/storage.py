@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from kernel.tree import DataTree
@@ -46,4 +46,34 @@ class Storage(Protocol):
 
     def close(self) -> None:
         """Flush and release resources."""
+        ...
+
+
+class ReplicatedStorage(Storage, Protocol):
+    """What an ensemble member needs from its storage on top of ``Storage``.
+
+    ``replay_log`` is set to False before ``open``: a logged proposal is not committed
+    until Zab says so, so open must not apply the log past the persisted tree.
+    """
+
+    replay_log: bool
+
+    def epochs(self) -> tuple[int, int]:
+        """(acceptedEpoch, currentEpoch) as last stored."""
+        ...
+
+    def set_epochs(self, accepted: int, current: int) -> None:
+        """Store both epochs durably before returning."""
+        ...
+
+    def log_since(self, zxid: int) -> Iterator[Txn]:
+        """The logged transactions after ``zxid`` in order."""
+        ...
+
+    def truncate_log(self, zxid: int) -> int:
+        """Drop logged transactions after ``zxid`` durably; returns how many."""
+        ...
+
+    def install_snapshot(self, tree: DataTree) -> DataTree:
+        """Replace tree, sessions and log with ``tree``; return the tree to serve."""
         ...

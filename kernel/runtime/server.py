@@ -15,6 +15,7 @@ from kernel.clock import SystemClock
 from kernel.config import ConfigError, ServerConfig
 from kernel.core import Kernel
 from kernel.plugins import plugin_manager
+from kernel.runtime.ensemble import Replicator, check_replicated_storage
 from kernel.storage import Storage
 from kernel.tracing import Tracer
 from kernel.txn import Txn
@@ -32,6 +33,9 @@ class Server:
         if storage is None:
             raise ConfigError(f"no storage plugin provides kernel.storage={config.storage!r}")
         self.storage = storage
+        self.replicator: Replicator | None = None
+        if config.replicated:
+            check_replicated_storage(storage).replay_log = False
         providers: list[AuthProvider] = [
             p for group in self.pm.hook.zk_auth_providers(config=config) for p in group]
         self._wake_event: anyio.Event | None = None
@@ -42,7 +46,12 @@ class Server:
                       or self.pm.hook.zk_on_session_closed.get_hookimpls() else None)
         self.kernel = Kernel(config, storage, providers, SystemClock(), wake=self._wake,
                              on_commit=on_commit, on_session=on_session,
-                             tracer=Tracer(config.tracing), server_id=1)
+                             tracer=Tracer(config.tracing),
+                             server_id=config.server_id if config.replicated else 1,
+                             replicated=config.replicated)
+        if config.replicated:
+            self.replicator = Replicator(config, self.kernel,
+                                         check_replicated_storage(storage), SystemClock())
         self.transports: Sequence[Any] = [
             t for group in self.pm.hook.zk_transports(kernel=self.kernel, config=config)
             for t in group]
@@ -66,7 +75,11 @@ class Server:
 
     def _wake(self) -> None:
         """The kernel has new proposals. Non-blocking storage: flush on the next loop
-        turn (one batch per turn). Blocking storage: wake the pump task."""
+        turn (one batch per turn). Blocking storage: wake the pump task. Ensemble: Zab
+        takes the batch."""
+        if self.replicator is not None:
+            self.replicator.wake()
+            return
         if self.storage.blocking:
             if self._wake_event is not None:
                 self._wake_event.set()
@@ -116,7 +129,9 @@ class Server:
     async def run(self, ready: Any = anyio.TASK_STATUS_IGNORED) -> None:
         try:
             async with anyio.create_task_group() as tg:
-                if self.storage.blocking:
+                if self.replicator is not None:
+                    await self.replicator.run(tg)
+                elif self.storage.blocking:
                     tg.start_soon(self._blocking_pump)
                 tg.start_soon(self._session_timer)
                 tg.start_soon(self._reaper)
@@ -130,6 +145,8 @@ class Server:
                         tg.cancel_scope.cancel()
                         break
         finally:
+            if self.replicator is not None:
+                await self.replicator.close()
             self.storage.close()
 
 
