@@ -6,7 +6,7 @@ so the kernel can reorganise its insides without breaking third-party wheels.
 
 from kernel.acl import ACLChecker, AuthProvider
 from kernel.clock import Clock, SystemClock
-from kernel.config import ServerConfig
+from kernel.config import ConfigError, ServerConfig
 from kernel.core import ClientConnection, Kernel, Session
 from kernel.errors import MarshallingError, ProtocolError, Unimplemented, ZooKeeperError
 from kernel.hookspecs import CONTRACT_VERSION, hookimpl
@@ -59,6 +59,7 @@ __all__ = [
     "CheckVersionRequest",
     "ClientConnection",
     "Clock",
+    "ConfigError",
     "CreateMode",
     "CreateRequest",
     "DataTree",

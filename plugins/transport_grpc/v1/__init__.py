@@ -1,0 +1,1 @@
+"""Generated stubs of zkernel.v1 (see ../regen.py); do not edit."""
