@@ -20,6 +20,19 @@ class ConfigError(Exception):
     """A zoo.cfg that cannot be used, with a message an operator can act on."""
 
 
+def _split_host(addr: str, key: str, value: str) -> tuple[str, str]:
+    """``host:rest`` with IPv6 hosts in brackets (``[::1]:2888:3888``)."""
+    if addr.startswith("["):
+        close = addr.find("]")
+        if close < 0 or addr[close + 1:close + 2] != ":":
+            raise ConfigError(f"{key}={value}: bad IPv6 address {addr!r}")
+        return addr[1:close], addr[close + 2:]
+    host, sep, rest = addr.partition(":")
+    if not sep or not host:
+        raise ConfigError(f"{key}={value}: expected host:quorumPort:electionPort")
+    return host.strip(), rest
+
+
 def _read_myid(data_dir: Path | None) -> int:
     """The server id from ``dataDir/myid``, as ZooKeeper reads it."""
     if data_dir is None:
@@ -63,19 +76,27 @@ def parse_server_line(key: str, value: str) -> PeerAddress:
         raise ConfigError(f"{key}: server ids must be 1..255 (they are the top byte of "
                           f"session ids)")
     addr, _, client = value.partition(";")
-    # A server line may list several addresses separated by '|' (multi-address); the
-    # first is used.
-    addr = addr.split("|", 1)[0].strip()
-    parts = addr.rsplit(":", 3) if addr.count(":") >= 3 else addr.split(":")
+    # A server line may list several addresses separated by '|' (multi-address): the
+    # first is used; the role may be written after any of them.
+    addresses = [a.strip() for a in addr.split("|")]
     role = "participant"
-    if len(parts) == 4:
-        role = parts.pop().strip().lower()
-    if len(parts) != 3 or role not in ("participant", "observer"):
-        raise ConfigError(f"{key}={value}: expected host:quorumPort:electionPort"
-                          f"[:participant|:observer]")
-    host = parts[0].strip().strip("[]")
+    parsed: list[tuple[str, str, str]] = []
+    for a in addresses:
+        host, rest = _split_host(a, key, value)
+        parts = rest.split(":")
+        if len(parts) == 3:
+            r = parts.pop().strip().lower()
+            if r not in ("participant", "observer"):
+                raise ConfigError(f"{key}={value}: unknown role {r!r}; expected "
+                                  f"host:quorumPort:electionPort[:participant|:observer]")
+            role = r
+        if len(parts) != 2:
+            raise ConfigError(f"{key}={value}: expected host:quorumPort:electionPort"
+                              f"[:participant|:observer]")
+        parsed.append((host, parts[0], parts[1]))
+    host, q, e = parsed[0]
     try:
-        qport, eport = int(parts[1]), int(parts[2])
+        qport, eport = int(q), int(e)
     except ValueError:
         raise ConfigError(f"{key}={value}: ports must be integers") from None
     for port in (qport, eport):
@@ -90,7 +111,9 @@ def parse_server_line(key: str, value: str) -> PeerAddress:
             cport = int(pstr)
         except ValueError:
             raise ConfigError(f"{key}={value}: bad client address {c!r}") from None
-        chost = h if sep else None
+        if not 0 < cport <= 65535:
+            raise ConfigError(f"{key}={value}: client port {cport} out of range")
+        chost = h.strip("[]") if sep else None
     return PeerAddress(sid, host, qport, eport, role == "observer", chost, cport)
 
 

@@ -513,7 +513,12 @@ class Kernel:
         sess.conn = None
         if pending is not None and pending.conn is conn and conn is not None:
             # Answer every request queued before the close (everything before it is
-            # applied by now), then the close itself.
+            # applied by now, also what a follower's sync still waits to hear about),
+            # then the close itself.
+            applied = self.tree.last_zxid
+            for p in sess.pending:
+                if p.kind == _SYNC and p.zxid > applied:
+                    p.zxid = applied
             self._drain(sess)
             conn.send_response(pending.xid, self.tree.last_zxid, 0, pending.op, None)
         sess.pending.clear()

@@ -45,6 +45,8 @@ def decode_snapshot(data: bytes) -> DataTree:
     nodes = tree.nodes
     for _ in range(r.int()):
         path = r.string() or ""
+        if not path.startswith("/") or (path != "/" and path.endswith("/")):
+            raise ProtocolError(f"snapshot: bad path {path!r}")
         data_ = r.buffer()
         acl = tuple(ACL(r.int(), r.string() or "", r.string() or "") for _ in range(r.int()))
         czxid, mzxid, ctime, mtime = r.long(), r.long(), r.long(), r.long()
@@ -56,6 +58,8 @@ def decode_snapshot(data: bytes) -> DataTree:
         node.aversion, node.pzxid = aversion, pzxid
         nodes[path] = node
         if path != "/":
+            if "/" not in nodes:
+                raise ProtocolError("snapshot: nodes before the root")
             parent = path.rsplit("/", 1)[0] or "/"
             pnode = nodes.get(parent)
             if pnode is None:

@@ -27,6 +27,7 @@ from kernel.forwarding import Touch
 from kernel.runtime.links import PeerLinks
 from kernel.snapshot import decode_snapshot, encode_snapshot
 from kernel.storage import ReplicatedStorage, StorageError
+from kernel.txn import Txn
 from kernel.zab.messages import (
     BROADCAST,
     LEADING,
@@ -48,6 +49,8 @@ T = TypeVar("T")
 # Every peer message in the log (ZKERNEL_TRACE_PEERS=1): for debugging elections.
 _TRACE = os.environ.get("ZKERNEL_TRACE_PEERS") == "1"
 
+# Committed transactions read back at start for DIFF syncs (newer than the tree's).
+_HISTORY_ON_START = 10_000
 _REPLICATED_METHODS = ("epochs", "set_epochs", "log_since", "truncate_log",
                        "install_snapshot")
 
@@ -94,11 +97,19 @@ class Replicator:
     def _durable_state(self) -> DurableState:
         accepted, current = self.storage.epochs()
         committed = self.kernel.tree.last_zxid
-        try:
-            tail = list(self.storage.log_since(committed))
-        except StorageError as e:
-            log.warning("log tail unreadable (%s); starting from the applied state", e)
-            tail = []
+        base = committed
+        recent = getattr(self.storage, "recent_log", None)
+        tail: list[Txn] = []
+        if recent is not None:
+            # Some committed history too, so learners a little behind get a DIFF.
+            base, tail = recent(_HISTORY_ON_START)
+        if base > committed:
+            base = committed
+            try:
+                tail = list(self.storage.log_since(committed))
+            except StorageError as e:
+                log.warning("log tail unreadable (%s); starting from the applied state", e)
+                tail = []
         last = tail[-1].zxid if tail else committed
         if epoch_of(last) > current:
             # Data from a standalone server or an import: adopt its epoch.
@@ -110,7 +121,7 @@ class Replicator:
                                f"data directory is inconsistent")
         log.info("server %d: epochs accepted=%d current=%d, applied %#x, logged %#x",
                  self.config.server_id, accepted, current, committed, last)
-        return DurableState(accepted, current, committed, committed, tail)
+        return DurableState(accepted, current, base, committed, tail)
 
     def _snapshot(self) -> tuple[int, bytes]:
         tree = self.kernel.tree

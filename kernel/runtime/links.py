@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -29,6 +30,7 @@ from kernel.records import (
     SetACLRequest,
     SetDataRequest,
 )
+from kernel.txn_codec import decode_txn, encode_txn
 from kernel.zab import messages as m
 from kernel.zab.wire import Registry, frame_length
 
@@ -56,7 +58,22 @@ def peer_registry() -> Registry:
             Touch, Id, ACL, CreateRequest, DeleteRequest, SetDataRequest, SetACLRequest,
             CheckVersionRequest, MultiRequest, ReconfigRequest), start=1):
         reg.register(code, cls)
+    reg.register_fast(b"P", m.Proposal, lambda v: encode_txn(v.txn),
+                      lambda b: m.Proposal(decode_txn(bytes(b))))
+    reg.register_fast(b"A", m.Ack, lambda v: _Q.pack(v.zxid),
+                      lambda b: m.Ack(_unpack_q(b)))
+    reg.register_fast(b"C", m.Commit, lambda v: _Q.pack(v.zxid),
+                      lambda b: m.Commit(_unpack_q(b)))
     return reg
+
+
+_Q = struct.Struct(">q")
+
+
+def _unpack_q(b: memoryview) -> int:
+    if len(b) != 8:
+        raise ProtocolError("bad length")
+    return int(_Q.unpack(b)[0])
 
 
 class _Inbound(asyncio.Protocol):
@@ -105,6 +122,8 @@ class _Outbound(asyncio.Protocol):
         self.links = links
         self.sid = sid
         self.transport: asyncio.Transport | None = None
+        # Frames queued this loop turn: one write (one syscall) per turn per link.
+        self.chunks: list[bytes] = []
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -136,6 +155,8 @@ class PeerLinks:
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.bytes_sent = 0
+        self._dirty: list[_Outbound] = []
+        self._flush_scheduled = False
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -207,14 +228,27 @@ class PeerLinks:
         self.send_bytes(out, frame)
 
     def send_bytes(self, out: _Outbound, frame: bytes) -> None:
-        t = out.transport
-        assert t is not None
-        if t.get_write_buffer_size() > MAX_BUFFERED:
-            log.warning("peer %d is not keeping up; dropping the link", out.sid)
-            t.abort()
-            return
-        t.write(frame)
+        if not out.chunks:
+            self._dirty.append(out)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+        out.chunks.append(frame)
         self.bytes_sent += len(frame)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for out in dirty:
+            chunks, out.chunks = out.chunks, []
+            t = out.transport
+            if t is None or t.is_closing():
+                continue
+            if t.get_write_buffer_size() > MAX_BUFFERED:
+                log.warning("peer %d is not keeping up; dropping the link", out.sid)
+                t.abort()
+                continue
+            t.write(b"".join(chunks) if len(chunks) > 1 else chunks[0])
 
     def connected(self) -> list[int]:
         return sorted(s for s in self._out if s in self._in)

@@ -218,6 +218,27 @@ class FourLetterWords:
             f"clientPortListenBacklog={cfg.listen_backlog}",
             f"serverId={cfg.server_id}",
         ]
+        if len(cfg.servers) > 1:
+            # What ZooKeeper adds on a quorum server (QuorumZooKeeperServer.dumpConf).
+            me = cfg.servers.get(cfg.server_id)
+            lines += [
+                f"initLimit={cfg.init_limit}",
+                f"syncLimit={cfg.sync_limit}",
+                "electionAlg=3",
+                f"electionPort={me.election_port if me else -1}",
+                f"quorumPort={me.quorum_port if me else -1}",
+                f"peerType={1 if me and me.observer else 0}",
+                "membership: ",
+            ]
+            for sid in sorted(cfg.servers):
+                a = cfg.servers[sid]
+                role = "observer" if a.observer else "participant"
+                client = ""
+                if a.client_port is not None:
+                    client = f";{a.client_host or '0.0.0.0'}:{a.client_port}"
+                lines.append(f"server.{sid}={a.host}:{a.quorum_port}:{a.election_port}:"
+                             f"{role}{client}")
+            lines.append("version=0")
         return "\n".join(lines) + "\n"
 
     def envi(self, conn: JuteConnection) -> str:
