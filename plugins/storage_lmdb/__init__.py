@@ -20,6 +20,10 @@ Beyond it the oldest clean znodes are dropped (never one whose latest state is n
 committed to LMDB) and read back when used again (a few microseconds). Restart time
 does not depend on the tree's size; the server's own memory is about cacheNodes x
 (600 bytes + the data size), plus LMDB's memory-mapped pages (file-backed page cache).
+
+Paths of any length ZooKeeper accepts are stored: one longer than an LMDB key (511
+bytes) is keyed by its digest, with the path kept in the record (``keys``; storage
+format ``zkernel-lmdb-3``, which opens and upgrades a ``zkernel-lmdb-2`` environment).
 """
 
 from __future__ import annotations

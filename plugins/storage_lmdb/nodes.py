@@ -7,6 +7,9 @@ iterates them (the record carries their number, so a Stat needs no names). When 
 cache grows past its limit, the oldest clean nodes are dropped: never one whose path is
 dirty in the tree, nor one whose latest state the store has not committed to LMDB yet
 (tracked per path by the generation of the ``applied`` snapshot that carried it).
+
+Keys come from ``keys`` (a path too long for an LMDB key is stored under a digest with
+the path in the record); this module reads paths and child names back through it.
 """
 
 from __future__ import annotations
@@ -20,8 +23,19 @@ import lmdb
 from kernel.api import ACL, Node, NodeStore, StorageError
 from kernel.errors import ProtocolError
 from kernel.jute import Reader, Writer
+from plugins.storage_lmdb.keys import (
+    child_name,
+    child_prefixes,
+    descendants_prefix,
+    iter_long_paths,
+    iter_paths,
+    node_key,
+    unwrap_value,
+)
 
 if TYPE_CHECKING:
+    from lmdb import _Database
+
     from kernel.api import DataTree
 
 # czxid mzxid ctime mtime | version c aversion | owner pzxid | numChildren, data length
@@ -93,13 +107,6 @@ def decode_node(raw: bytes, acl_cache: dict[bytes, tuple[ACL, ...]]) -> tuple[No
     node.pzxid = pzxid
     node._stat = None
     return node, nch
-
-
-def child_key(path: bytes) -> bytes:
-    """The ``children`` DB key of a node: parent path, NUL, name (NUL never occurs in a
-    path, so one parent's children are one contiguous key range)."""
-    i = path.rfind(b"/")
-    return (path[:i] or b"/") + b"\0" + path[i + 1:]
 
 
 class LazyChildren(MutableSet[str]):
@@ -189,7 +196,7 @@ class LmdbNodes(NodeStore):
     ``capacity`` bounds the cached nodes (0: unbounded); the root is always cached.
     """
 
-    def __init__(self, env: lmdb.Environment, nodes_db: object, children_db: object,
+    def __init__(self, env: lmdb.Environment, nodes_db: _Database, children_db: _Database,
                  root: Node, count: int, capacity: int) -> None:
         self._env = env
         self._db = nodes_db
@@ -275,10 +282,14 @@ class LmdbNodes(NodeStore):
         if self._gone(path):
             return None
         try:
-            raw = self._txn().get(path.encode("utf-8"), db=self._db)
+            key = node_key(path)
+            raw = self._txn().get(key, db=self._db)
             if raw is None:
                 return None
-            node, nch = decode_node(raw, self._acl_cache)
+            stored, record = unwrap_value(key, bytes(raw))
+            if stored != path:
+                raise ProtocolError(f"the record holds {stored[:80]!r}")
+            node, nch = decode_node(record, self._acl_cache)
         except (ProtocolError, struct.error, UnicodeError, lmdb.Error) as e:
             raise StorageError(f"corrupt node record for {path!r}: {e}") from None
         node.children = LazyChildren(self, path, nch)
@@ -290,16 +301,21 @@ class LmdbNodes(NodeStore):
         return node
 
     def child_names(self, path: str) -> set[str]:
-        """The children of ``path`` as committed to LMDB."""
-        prefix = path.encode("utf-8") + b"\0"
-        n = len(prefix)
+        """The children of ``path`` as committed to LMDB (both key forms, in every group
+        of ``path``: see ``keys``)."""
         out: set[str] = set()
         cur = self._txn().cursor(db=self._children_db)
-        if cur.set_range(prefix):
-            for k in cur.iternext(values=False):
-                if not k.startswith(prefix):
-                    break
-                out.add(k[n:].decode("utf-8"))
+        try:
+            for prefix in child_prefixes(path):
+                n = len(prefix)
+                if not cur.set_range(prefix):
+                    continue
+                for k, v in cur:
+                    if not k.startswith(prefix):
+                        break
+                    out.add(child_name(bytes(k[n:]), bytes(v)))
+        except (ProtocolError, UnicodeError) as e:
+            raise StorageError(f"corrupt children index under {path!r}: {e}") from None
         return out
 
     # -- changes -----------------------------------------------------------------------
@@ -339,8 +355,7 @@ class LmdbNodes(NodeStore):
         cache = self._cache
         yield ""
         with self._env.begin() as txn:
-            for k in txn.cursor(db=self._db).iternext(values=False):
-                p = k.decode("utf-8")
+            for p in iter_paths(txn, self._db):
                 if p not in pending:
                     yield p
         for p in pending:
@@ -360,29 +375,36 @@ class LmdbNodes(NodeStore):
         corrected for changes LMDB does not hold yet."""
         if path == "/":
             return self._count - 2  # all but "" and "/", as ZooKeeper counts it
-        prefix = path.encode("utf-8") + b"/"
+        prefix = path + "/"
+        raw_prefix = descendants_prefix(path)
         txn = self._txn()
         n = 0
         cur = txn.cursor(db=self._db)
-        if cur.set_range(prefix):
+        # Paths that fit in a key: one key range. Longer ones are under long keys, which
+        # sort first and carry their path in the record (few, normally none).
+        if cur.set_range(raw_prefix):
             for k in cur.iternext(values=False):
-                if not k.startswith(prefix):
+                if not k.startswith(raw_prefix):
                     break
                 n += 1
+        try:
+            n += sum(1 for p in iter_long_paths(txn, self._db) if p.startswith(prefix))
+        except (ProtocolError, UnicodeError) as e:
+            raise StorageError(f"corrupt node record: {e}") from None
         cache = self._cache
         for p in self._changed():
-            k = p.encode("utf-8")
-            if k.startswith(prefix):
-                n += (p in cache) - (txn.get(k, db=self._db) is not None)
+            if p.startswith(prefix):
+                n += (p in cache) - (txn.get(node_key(p), db=self._db) is not None)
         return n
 
     # -- persistence (the store's side) -------------------------------------------------
 
     def take_changes(self, acl_bytes: dict[tuple[ACL, ...], bytes]
-                     ) -> tuple[int, list[tuple[bytes, bytes | None, bool, int]]]:
+                     ) -> tuple[int, list[tuple[str, bytes | None, bool, int]]]:
         """Event loop, after a batch applied: the records of every dirty path as
-        (key, record or None if deleted, created since the last snapshot, owner), under a
-        new generation the store reports back through ``committed``."""
+        (path, record or None if deleted, created since the last snapshot, owner), under
+        a new generation the store reports back through ``committed`` (the store derives
+        the keys, on its writer thread)."""
         dirty = self._dirty
         committed = self._committed_gen
         if self._unsaved:
@@ -396,14 +418,14 @@ class LmdbNodes(NodeStore):
         cache = self._cache
         created = self._created
         unsaved = self._unsaved
-        out: list[tuple[bytes, bytes | None, bool, int]] = []
+        out: list[tuple[str, bytes | None, bool, int]] = []
         for path in dirty:
             node = cache.get(path)
             if node is None:
-                out.append((path.encode("utf-8"), None, False, 0))
+                out.append((path, None, False, 0))
             else:
-                out.append((path.encode("utf-8"), encode_node(node, acl_bytes),
-                            path in created, node.owner))
+                out.append((path, encode_node(node, acl_bytes), path in created,
+                            node.owner))
             unsaved[path] = gen
         dirty.clear()
         created.clear()

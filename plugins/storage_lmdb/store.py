@@ -10,6 +10,11 @@ Layout (one environment, or two when ``dataLogDir`` differs from ``dataDir``):
   node (the indexes the server needs whole, read at open); ``sessions``: session id →
   timeout + password; ``meta``: format version, ``last_applied`` zxid, node count and
   approximate data size, the tree digest at ``last_applied`` (``digest``), log identity.
+* Path keys come from ``keys``: a path (or parent + child name) too long for an LMDB
+  key (511 bytes) is keyed by a digest, and its record carries the path (the child
+  name, in ``children``). This is format 3; format 2 differs only in having no such
+  keys (it could not store them), so a format-2 environment is opened as it is and
+  its format marker upgraded.
 
 Open reads only the root, the ``owners`` index and the sessions, then applies the
 committed log tail past ``last_applied``: nodes are read on first use into a bounded
@@ -37,6 +42,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lmdb
 
@@ -46,17 +52,30 @@ from kernel.errors import ProtocolError
 from kernel.protocol import OWNER_CONTAINER, OWNER_SESSION, owner_kind
 from kernel.tree import SessionRecord
 from kernel.txn_codec import decode_txn, encode_txn
+from plugins.storage_lmdb.keys import (
+    MAX_KEY,
+    child_entry,
+    iter_entries,
+    node_key,
+    split_child_entry,
+    wrap_value,
+)
 from plugins.storage_lmdb.nodes import (
     LazyChildren,
     LmdbNodes,
-    child_key,
     decode_node,
     encode_node,
 )
 
+if TYPE_CHECKING:
+    from lmdb import _Database
+
 log = logging.getLogger(__name__)
 
-FORMAT = b"zkernel-lmdb-2"
+FORMAT = b"zkernel-lmdb-3"
+# Format 3 without its long (digest) keys: read as it is; open() upgrades the marker,
+# since from then on a path longer than an LMDB key may be written.
+UPGRADABLE_FORMATS = (b"zkernel-lmdb-2",)
 # Written by earlier builds: every node loaded at open, no children/owners indexes.
 OLD_FORMATS = (b"zkernel-lmdb-1",)
 ENV_DIR = "zkernel-lmdb"
@@ -102,8 +121,8 @@ _DIGEST = struct.Struct(">Q")  # kernel.digest's tree digest at last_applied (un
 class SyncSnapshot:
     """A SNAP stream: use as a context manager; iterate ``nodes()`` and ``sessions()``."""
 
-    def __init__(self, env: lmdb.Environment, meta: object, nodes_db: object,
-                 sessions_db: object) -> None:
+    def __init__(self, env: lmdb.Environment, meta: _Database, nodes_db: _Database,
+                 sessions_db: _Database) -> None:
         self._txn = env.begin()
         self._nodes_db = nodes_db
         self._sessions_db = sessions_db
@@ -114,9 +133,12 @@ class SyncSnapshot:
         self.digest: int | None = _DIGEST.unpack(bytes(raw))[0] if raw else None
 
     def nodes(self) -> Iterator[tuple[str, bytes]]:
-        """(path, encoded node record) for every persisted znode, in key order."""
-        for k, v in self._txn.cursor(db=self._nodes_db):
-            yield bytes(k).decode("utf-8"), bytes(v)
+        """(path, encoded node record) for every persisted znode, in key order (paths
+        too long for a key first)."""
+        try:
+            yield from iter_entries(self._txn, self._nodes_db)
+        except (ProtocolError, UnicodeDecodeError) as e:
+            raise StorageError(f"corrupt node record: {e}") from None
 
     def sessions(self) -> Iterator[tuple[int, int, bytes]]:
         """(session id, timeout, password) of every persisted session."""
@@ -160,13 +182,15 @@ class LmdbStorage:
         self.retain_txns = max(0, retain_txns)
         self.cache_nodes = max(0, cache_nodes)
         self._lock = threading.Lock()
-        self._pending_tree: list[tuple[bytes, bytes | None, bool, int]] = []
+        self._pending_tree: list[tuple[str, bytes | None, bool, int]] = []
         self._pending_sessions: list[tuple[bytes, bytes | None]] = []
         self._pending_applied = 0
         self._pending_gen = 0
         self._pending_counts: bytes | None = None
         self._pending_digest: bytes | None = None
         self._digest_was_stored = True
+        # The first write that failed: nothing is written after it (see append).
+        self._write_failed: BaseException | None = None
         self._persisted_applied = 0
         self._first_log_zxid = 0
         # Standalone: a logged txn is committed, so open replays the log past the tree.
@@ -224,8 +248,11 @@ class LmdbStorage:
         if separate:
             self._check_seal(self.log_dir, self.log_env, self._verify_log)
         env = self.env
+        if env.max_key_size() < MAX_KEY:
+            raise StorageError(f"this LMDB library takes keys of {env.max_key_size()} "
+                               f"bytes at most; zkernel's storage format needs {MAX_KEY}")
         try:
-            initialize = self._check_format(fresh)
+            initialize, upgrade = self._check_format(fresh)
             self.meta = env.open_db(b"meta")
             self.nodes_db = env.open_db(b"nodes")
             self.children_db = env.open_db(b"children")
@@ -234,6 +261,14 @@ class LmdbStorage:
             self.log_db = self.log_env.open_db(b"log")
         except lmdb.Error as e:
             raise StorageError(f"{base}: LMDB reports corruption: {e}") from None
+        if upgrade is not None:
+            # Before anything else is written: an older build must not read long keys.
+            with env.begin(write=True) as w:
+                w.put(b"format", FORMAT, db=self.meta)
+            env.sync(True)
+            log.info("%s: storage format %s upgraded to %s (same layout; paths longer "
+                     "than %d bytes are now stored)", base, upgrade.decode(),
+                     FORMAT.decode(), MAX_KEY)
         self._check_log_identity(separate)
         if initialize:
             with env.begin(write=True) as w:
@@ -250,8 +285,9 @@ class LmdbStorage:
             self.append([])
         return tree
 
-    def _check_format(self, fresh: bool) -> bool:
-        """Refuse a foreign or older environment; True if it needs initialising."""
+    def _check_format(self, fresh: bool) -> tuple[bool, bytes | None]:
+        """Refuse a foreign or older environment: (True if it needs initialising, the
+        format it is in if open() must upgrade the marker)."""
         assert self.env is not None
         try:
             meta = self.env.open_db(b"meta", create=False)
@@ -273,7 +309,7 @@ class LmdbStorage:
                             raise StorageError(
                                 f"{self.data_dir}: LMDB environment without a zkernel "
                                 f"format marker; refusing to touch it")
-            return True
+            return True, None
         if fmt in OLD_FORMATS:
             raise StorageError(
                 f"{self.data_dir}: storage format {fmt.decode()} was written by an earlier "
@@ -282,10 +318,12 @@ class LmdbStorage:
                 f"convert it. Serve it with the build that wrote it, or start from a new "
                 f"dataDir (an Apache ZooKeeper data dir can be imported with `zkernel "
                 f"import-zookeeper`). Nothing was changed.")
+        if fmt in UPGRADABLE_FORMATS:
+            return False, bytes(fmt)
         if fmt != FORMAT:
             raise StorageError(f"{self.data_dir}: unsupported storage format {fmt!r} "
                                f"(this zkernel reads {FORMAT!r})")
-        return False
+        return False, None
 
     def _check_log_identity(self, separate: bool) -> None:
         """The log belongs to this dataDir: refuse a dataLogDir that changed since the
@@ -376,22 +414,19 @@ class LmdbStorage:
             acl_cache: dict[bytes, tuple[ACL, ...]] = {}
             digest = 0
             if b"nodes" in names:
-                for k, v in r.cursor(db=env.open_db(b"nodes", txn=r, create=False)):
-                    digest += node_digest(k.decode("utf-8"), decode_node(v, acl_cache)[0])
+                for path, v in iter_entries(r, env.open_db(b"nodes", txn=r, create=False)):
+                    digest += node_digest(path, decode_node(v, acl_cache)[0])
             if b"meta" in names:
                 raw = r.get(b"digest", db=env.open_db(b"meta", txn=r, create=False))
                 # The node records and the digest are written in the same transaction.
                 if raw is not None and _DIGEST.unpack(raw)[0] != digest & ((1 << 64) - 1):
                     raise ProtocolError("the tree digest does not match the node records")
             if b"children" in names:
-                for k in r.cursor(db=env.open_db(b"children", txn=r, create=False)
-                                  ).iternext(values=False):
-                    parent, _, name = k.partition(b"\0")
-                    parent.decode("utf-8")
-                    name.decode("utf-8")
+                for k, v in r.cursor(db=env.open_db(b"children", txn=r, create=False)):
+                    split_child_entry(k, v)
             if b"owners" in names:
-                for k, v in r.cursor(db=env.open_db(b"owners", txn=r, create=False)):
-                    k.decode("utf-8")
+                for _path, v in iter_entries(r, env.open_db(b"owners", txn=r,
+                                                            create=False)):
                     _OWNER.unpack(v)
             if b"sessions" in names:
                 for _k, v in r.cursor(db=env.open_db(b"sessions", txn=r, create=False)):
@@ -423,7 +458,7 @@ class LmdbStorage:
                 # Written by a build that kept no digest: one pass over the records,
                 # bypassing the node cache; open() stores the result.
                 digest = self._scan_digest(txn)
-            raw_root = txn.get(b"/", db=self.nodes_db)
+            raw_root = txn.get(node_key("/"), db=self.nodes_db)
             if raw_root is None:
                 raise StorageError(f"{self.data_dir}: the root node record is missing")
             try:
@@ -441,8 +476,7 @@ class LmdbStorage:
             # The indexes the server needs whole: ephemerals per session, containers and
             # TTL nodes (for the reaper). Small next to the tree.
             try:
-                for k, v in txn.cursor(db=self.owners_db):
-                    path = k.decode("utf-8")
+                for path, v in iter_entries(txn, self.owners_db):
                     owner = _OWNER.unpack(v)[0]
                     kind = owner_kind(owner)
                     if kind == OWNER_SESSION:
@@ -451,7 +485,7 @@ class LmdbStorage:
                         tree.containers.add(path)
                     else:
                         tree.ttls.add(path)
-            except (UnicodeDecodeError, struct.error) as e:
+            except (UnicodeDecodeError, struct.error, ProtocolError) as e:
                 raise StorageError(f"{self.data_dir}: corrupt owners index: {e}") from None
         tree.last_zxid = last_applied
         self._persisted_applied = last_applied
@@ -481,9 +515,8 @@ class LmdbStorage:
         acl_cache: dict[bytes, tuple[ACL, ...]] = {}
         digest = 0
         try:
-            for k, v in txn.cursor(db=self.nodes_db):
-                digest += node_digest(bytes(k).decode("utf-8"),
-                                      decode_node(bytes(v), acl_cache)[0])
+            for path, v in iter_entries(txn, self.nodes_db):
+                digest += node_digest(path, decode_node(v, acl_cache)[0])
         except (ProtocolError, struct.error, UnicodeDecodeError) as e:
             raise StorageError(f"{self.data_dir}: corrupt node record: {e}") from None
         return digest & ((1 << 64) - 1)
@@ -492,6 +525,21 @@ class LmdbStorage:
 
     def append(self, txns: Sequence[Txn]) -> None:
         """Worker thread: log the batch and the previous batch's tree changes; fsync."""
+        assert self.env is not None and self.log_env is not None
+        if self._write_failed is not None:
+            raise StorageError(f"{self.data_dir}: no more writes after a failed one "
+                               f"({self._write_failed!r}); restart to recover from the log")
+        try:
+            self._append(txns)
+        except BaseException as e:
+            # The tree changes taken for the failed transaction are gone from memory:
+            # anything committed after them (a newer last_applied, at close) would claim
+            # changes LMDB does not hold. Stop writing; the next open applies the log
+            # past the last_applied that LMDB really has.
+            self._write_failed = e
+            raise
+
+    def _append(self, txns: Sequence[Txn]) -> None:
         assert self.env is not None and self.log_env is not None
         with self._lock:
             tree_changes, self._pending_tree = self._pending_tree, []
@@ -550,25 +598,27 @@ class LmdbStorage:
             self._first_log_zxid = _Z.unpack(cur.key())[0] if cur.key() else limit
 
     def _write_tree(self, w: lmdb.Transaction,
-                    tree_changes: list[tuple[bytes, bytes | None, bool, int]],
+                    tree_changes: list[tuple[str, bytes | None, bool, int]],
                     session_changes: list[tuple[bytes, bytes | None]], applied: int,
                     counts: bytes | None, digest: bytes | None = None) -> None:
         nodes, children, owners = self.nodes_db, self.children_db, self.owners_db
         put, delete = w.put, w.delete
-        for k, v, created, owner in tree_changes:
+        for path, v, created, owner in tree_changes:
+            k = node_key(path)
             if v is None:
                 delete(k, db=nodes)
-                delete(child_key(k), db=children)
+                delete(child_entry(path)[0], db=children)
                 delete(k, db=owners)
             else:
-                put(k, v, db=nodes)
+                put(k, wrap_value(k, path, v), db=nodes)
                 if created:
                     # The indexes change only when a node appears (a path deleted and
                     # created again may have had another owner).
-                    if k != b"/":
-                        put(child_key(k), b"", db=children)
+                    if path != "/":
+                        ck, cv = child_entry(path)
+                        put(ck, cv, db=children)
                     if owner:
-                        put(k, _OWNER.pack(owner), db=owners)
+                        put(k, wrap_value(k, path, _OWNER.pack(owner)), db=owners)
                     else:
                         delete(k, db=owners)
         for k, sv in session_changes:
@@ -620,14 +670,14 @@ class LmdbStorage:
         size += len(root.data) if root.data else 0  # counted under the alias too
         put = w.put
         # In key order: LMDB appends to the last page instead of searching the B-tree.
-        for path in sorted(p for p, _ in tree.walk()):
+        for k, path in sorted((node_key(p), p) for p, _ in tree.walk()):
             node = tree.nodes[path]
-            k = path.encode("utf-8")
-            put(k, encode_node(node, acl_bytes), db=self.nodes_db)
+            put(k, wrap_value(k, path, encode_node(node, acl_bytes)), db=self.nodes_db)
             if path != "/":
-                put(child_key(k), b"", db=self.children_db)
+                ck, cv = child_entry(path)
+                put(ck, cv, db=self.children_db)
             if node.owner:
-                put(k, _OWNER.pack(node.owner), db=self.owners_db)
+                put(k, wrap_value(k, path, _OWNER.pack(node.owner)), db=self.owners_db)
             count += 1
             size += len(path) + (len(node.data) if node.data else 0)
         for sid, rec in tree.sessions.items():
@@ -728,6 +778,29 @@ class LmdbStorage:
             for _k, v in cur:
                 yield decode_txn(v)
 
+    def recent_log(self, limit: int) -> tuple[int, list[Txn]]:
+        """The newest ``limit`` logged transactions (oldest first) and the zxid of the
+        entry just before them (the history a restarted leader can DIFF from)."""
+        assert self.log_env is not None
+        keys: list[bytes] = []
+        base = -1
+        with self.log_env.begin() as txn:
+            cur = txn.cursor(db=self.log_db)
+            if cur.last():
+                keys.append(cur.key())
+                while len(keys) < limit and cur.prev():
+                    keys.append(cur.key())
+                if len(keys) == limit and cur.prev():
+                    base = _Z.unpack(cur.key())[0]
+            entries = [decode_txn(txn.get(k, db=self.log_db)) for k in reversed(keys)]
+        if base < 0:
+            if not entries:
+                return self._persisted_applied, []
+            # Nothing before the oldest entry: it starts the history.
+            base = entries[0].zxid
+            entries = entries[1:]
+        return base, entries
+
     def truncate_log(self, zxid: int) -> int:
         """Drop logged proposals after ``zxid`` (TRUNC); returns how many. Applied
         transactions cannot be truncated: that raises StorageError."""
@@ -762,7 +835,7 @@ class LmdbStorage:
         with self._lock:
             pending = bool(self._pending_tree or self._pending_sessions or
                            self._pending_applied > self._persisted_applied)
-        if pending:
+        if pending and self._write_failed is None:
             self.append([])
         if self._nodes is not None:
             self._nodes.release()
