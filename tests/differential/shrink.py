@@ -1,6 +1,6 @@
 """Compare runs on two servers, shrink differing sequences, save regression cases.
 
-``python -m tests.differential.shrink --seeds 0:200 --steps 40 [--save]`` runs a batch
+``python -m tests.differential.shrink --seeds 0:200 --steps 40 [--save] [--timing]`` runs a batch
 against freshly started Apache ZooKeeper and zkernel servers, prints every difference,
 shrinks each one (delta debugging over steps and multi sub-ops) and with ``--save``
 writes ``cases/<name>.json`` holding the sequence and ZooKeeper's normalised observations.
@@ -26,8 +26,18 @@ from . import generator, normalize
 from .runner import Runner
 
 CASES = Path(__file__).resolve().parent / "cases"
-# Containers must not be reaped while a sequence runs (timing is not compared).
-SERVER_CFG = {"znode.container.checkIntervalMs": 3600000}
+# Containers must not be reaped while an ordinary sequence runs (its timing is not
+# compared).
+SERVER_CFG: dict[str, object] = {"znode.container.checkIntervalMs": 3600000}
+# Timing sequences (generator.generate_timing) run on servers with short timers: a 100 ms
+# tick (session expiry is checked every tick), long sessions allowed, the reaper every
+# 100 ms without a rate limit that matters, and no fsync (a reaper pass must not find the
+# previous pass's deletion still in flight).
+TIMING_CFG: dict[str, object] = {
+    "tickTime": 100, "minSessionTimeout": 200, "maxSessionTimeout": 60000,
+    "znode.container.checkIntervalMs": 100, "znode.container.maxPerMinute": 60000,
+    "forceSync": "no",
+}
 
 
 def zookeeper_available() -> bool:
@@ -47,12 +57,18 @@ class Pair:
         return normalize.first_difference(a, b), a, b
 
 
+def config_for(seq: dict[str, Any]) -> dict[str, object]:
+    """The server settings a sequence (or saved case) runs under."""
+    return TIMING_CFG if seq.get("timing") else SERVER_CFG
+
+
 @contextmanager
-def server_pair(workdir: Path | None = None) -> Iterator[Pair]:
+def server_pair(workdir: Path | None = None,
+                cfg: dict[str, object] | None = None) -> Iterator[Pair]:
     """Start both servers once; yield a Pair; always stop them."""
     tmp = Path(tempfile.mkdtemp(prefix="zkdiff-")) if workdir is None else workdir
-    zk = ApacheZooKeeperServer(tmp / "zookeeper", SERVER_CFG)
-    zs = ZkernelServer(tmp / "zkernel", SERVER_CFG)
+    zk = ApacheZooKeeperServer(tmp / "zookeeper", cfg or SERVER_CFG)
+    zs = ZkernelServer(tmp / "zkernel", cfg or SERVER_CFG)
     runners: list[Runner] = []
     try:
         zk.start(60)
@@ -118,12 +134,22 @@ def shrink(pair: Pair, seq: dict[str, Any], max_tries: int = 400,
                 steps, ops = cand, cand[idx]["ops"]
             else:
                 j += 1
-    # renumber slots densely (dropping sessions that no longer act)
+    # renumber slots densely (dropping sessions that no longer act); a timing sequence's
+    # per-slot session timeouts move with their slots
     used = sorted({st["s"] for st in steps})
     remap = {s: i for i, s in enumerate(used)}
     cand = [dict(st, s=remap[st["s"]]) for st in steps]
-    if differs(cand):
-        steps = cand
+    renumbered = dict(seq)
+    if "timeouts" in seq:
+        renumbered["timeouts"] = {str(remap[int(k)]): v for k, v in seq["timeouts"].items()
+                                  if int(k) in remap}
+    if "short" in seq:
+        renumbered["short"] = remap.get(seq["short"], -1)
+    renumbered["slots"] = len(used)
+    if remap != {s: s for s in used} or len(used) != seq.get("slots", len(used)):
+        if (tries < max_tries and time.monotonic() < deadline
+                and pair.compare(_with_steps(renumbered, cand))[0] is not None):
+            return _with_steps(renumbered, cand)
     return _with_steps(seq, steps)
 
 
@@ -131,9 +157,12 @@ def save_case(name: str, seq: dict[str, Any], expected: list[Any], note: str = "
               known_bug: str = "", directory: Path = CASES) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
-    case = {"name": name, "seed": seq["seed"], "slots": seq.get("slots", 3),
-            "note": note, "known_bug": known_bug, "steps": seq["steps"],
-            "expected": expected}
+    case: dict[str, Any] = {"name": name, "seed": seq["seed"], "slots": seq.get("slots", 3),
+                            "note": note, "known_bug": known_bug}
+    for key in ("timing", "timeouts", "short"):  # timing sequences
+        if key in seq:
+            case[key] = seq[key]
+    case.update(steps=seq["steps"], expected=expected)
     path.write_text(json.dumps(case, indent=1, ensure_ascii=False) + "\n")
     return path
 
@@ -147,15 +176,17 @@ def describe(seq: dict[str, Any], i: int, a: list[Any], b: list[Any]) -> str:
 
 def run_batch(pair: Pair, seeds: range, steps: int, max_seconds: float,
               shrink_found: bool = True, save: bool = False,
-              save_dir: Path = CASES) -> dict[str, Any]:
-    """Run seeds; returns counts and the (shrunk) differences found."""
+              save_dir: Path = CASES, timing: bool = False) -> dict[str, Any]:
+    """Run seeds; returns counts and the (shrunk) differences found. ``timing``: the
+    timing sequences (generator.generate_timing; the pair must run TIMING_CFG)."""
     t0 = time.monotonic()
     found: list[dict[str, Any]] = []
     ran = ops = 0
+    gen = generator.generate_timing if timing else generator.generate
     for seed in seeds:
         if time.monotonic() - t0 > max_seconds:
             break
-        seq = generator.generate(seed, steps)
+        seq = gen(seed, steps)
         i, a, b = pair.compare(seq)
         ran += 1
         ops += len(seq["steps"])
@@ -169,7 +200,8 @@ def run_batch(pair: Pair, seeds: range, steps: int, max_seconds: float,
                 entry["minimal"] = describe(small, j, a2, b2)
                 entry["steps"] = len(small["steps"])
                 if save:
-                    entry["case"] = str(save_case(f"seed{seed}", small, a2,
+                    name = f"timing_seed{seed}" if timing else f"seed{seed}"
+                    entry["case"] = str(save_case(name, small, a2,
                                                   note=entry["minimal"], directory=save_dir))
         found.append(entry)
     return {"sequences": ran, "operations": ops, "seconds": time.monotonic() - t0,
@@ -185,21 +217,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-shrink", action="store_true")
     ap.add_argument("--record", action="store_true",
                     help="save each seed that agrees as a golden case (cases/golden_seedN)")
+    ap.add_argument("--timing", action="store_true",
+                    help="timing sequences (expiry, TTL, containers, reconnects) on servers "
+                         "with short timers")
     args = ap.parse_args(argv)
     lo, hi = (int(x) for x in args.seeds.split(":"))
-    with server_pair() as pair:
+    gen = generator.generate_timing if args.timing else generator.generate
+    prefix = "timing_" if args.timing else ""
+    with server_pair(cfg=TIMING_CFG if args.timing else SERVER_CFG) as pair:
         if args.record:
             for seed in range(lo, hi):
-                seq = generator.generate(seed, args.steps)
+                seq = gen(seed, args.steps)
                 i, a, _ = pair.compare(seq)
                 if i is None:
-                    print(save_case(f"golden_seed{seed}", seq, a,
+                    print(save_case(f"{prefix}golden_seed{seed}", seq, a,
                                     note="agreed when recorded; replayed on zkernel only"))
                 else:
                     print(f"seed {seed} differs at step {i}; not recorded")
             return 0
         res = run_batch(pair, range(lo, hi), args.steps, args.max_seconds,
-                        not args.no_shrink, args.save)
+                        not args.no_shrink, args.save, timing=args.timing)
     for d in res["differences"]:
         print(d.get("minimal", d["first"]), "\n")
     print(f"{res['sequences']} sequences, {res['operations']} operations, "

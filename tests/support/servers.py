@@ -194,6 +194,9 @@ class ApacheZooKeeperServer(ServerProcess):
         props = []
         for key, prop in (("superDigest", "zookeeper.DigestAuthenticationProvider.superDigest"),
                           ("znode.container.checkIntervalMs", "znode.container.checkIntervalMs"),
+                          ("znode.container.maxPerMinute", "znode.container.maxPerMinute"),
+                          ("znode.container.maxNeverUsedIntervalMs",
+                           "znode.container.maxNeverUsedIntervalMs"),
                           ("skipACL", "zookeeper.skipACL")):
             if key in self.extra_cfg:
                 props.append(f"-D{prop}={self.extra_cfg[key]}")
