@@ -3,10 +3,13 @@
 It carries out the peer's actions (``kernel.zab.peer`` states the contract): sends go
 out on the peer links at once; storage actions run one after another on a worker
 (consecutive ``Persist`` actions share one write and one fsync: group commit), and each
-completion is reported back with ``peer.stored()``; an action that follows a storage
-action in the same list waits for it, and so does a send to a peer that already has a
-send waiting (per-link order is kept). ``Deliver`` applies committed transactions to
-the kernel; ``RoleChanged`` starts or stops client service.
+completion is reported back with ``peer.stored()``. An action that follows a storage
+action in the same list waits for it; a later send to a peer that already has a send
+waiting waits behind it (per-link order), and a later ``Deliver`` or ``RoleChanged``
+waits behind any of those two still waiting (commits apply in order). Sends to other
+peers and deliveries do not wait for unrelated fsyncs, so the leader keeps proposing
+while its own log syncs. ``Deliver`` applies committed transactions to the kernel;
+``RoleChanged`` starts or stops client service.
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ class Replicator:
         kernel.quorum.quorum_size = len(voters)
         self._fifo: deque[Action] = deque()
         self._deferred_sends: dict[int, int] = {}
+        self._deferred_state = 0
         self._work = anyio.Event()
         self._pump_scheduled = False
 
@@ -201,9 +205,16 @@ class Replicator:
             if isinstance(a, STORAGE_ACTIONS):
                 after_storage = True
                 self._fifo.append(a)
-            elif after_storage or (isinstance(a, Send) and self._deferred_sends.get(a.to)):
-                if isinstance(a, Send):
+            elif isinstance(a, Send):
+                if after_storage or self._deferred_sends.get(a.to):
                     self._deferred_sends[a.to] = self._deferred_sends.get(a.to, 0) + 1
+                    self._fifo.append(a)
+                else:
+                    self._execute(a)
+            elif after_storage or self._deferred_state:
+                # Deliver and RoleChanged keep their order among themselves: a later
+                # commit must never be applied before one still waiting here.
+                self._deferred_state += 1
                 self._fifo.append(a)
             else:
                 self._execute(a)
@@ -300,6 +311,8 @@ class Replicator:
                 fifo.popleft()
                 if isinstance(a, Send):
                     self._deferred_sends[a.to] -= 1
+                else:
+                    self._deferred_state -= 1
                 self._execute(a)
                 continue
             fifo.popleft()

@@ -178,6 +178,20 @@ class PeerLinks:
             self._server.close()
 
     async def _dial_forever(self, sid: int) -> None:
+        """Keep one outbound connection to ``sid`` for as long as we run."""
+        while True:
+            try:
+                await self._dial_once(sid)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Nothing may end this loop: a dead dialler would cut us off from the
+                # peer for good (e.g. uvloop raises RuntimeError writing to a
+                # connection the peer reset right after accepting it).
+                log.exception("peer link to %d failed; redialling", sid)
+                await asyncio.sleep(0.2)
+
+    async def _dial_once(self, sid: int) -> None:
         addr = self.peers[sid]
         loop = asyncio.get_running_loop()
         delay = 0.05
@@ -190,9 +204,17 @@ class PeerLinks:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue
+            transport = proto.transport
+            if transport is None or proto.closed.done() or transport.is_closing():
+                await asyncio.sleep(delay)
+                continue
             delay = 0.05
-            assert proto.transport is not None
-            proto.transport.write(self.registry.encode(Hello(self.sid)))
+            try:
+                transport.write(self.registry.encode(Hello(self.sid)))
+            except RuntimeError:
+                transport.abort()
+                await asyncio.sleep(delay)
+                continue
             self._out[sid] = proto
             self._on_up(sid)
             await proto.closed
