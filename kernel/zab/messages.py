@@ -63,10 +63,16 @@ class LeaderInfo:
 
 @dataclass(frozen=True, slots=True)
 class AckEpoch:
-    """Learner → leader: promised ``LeaderInfo.epoch``; its history's epoch and end."""
+    """Learner → leader: promised ``LeaderInfo.epoch``; its history's epoch and end.
+
+    ``epoch`` names the LeaderInfo answered: a link outlives a leader's term, so a
+    LeaderInfo of its previous term can still reach a learner that has begun to
+    follow its next one, and an answer to it must not count as a promise of the new epoch.
+    """
 
     current_epoch: int
     last_zxid: int
+    epoch: int = 0
 
 
 # -- synchronization ---------------------------------------------------------------------

@@ -12,7 +12,12 @@ Runtime contract:
   the order emitted, across calls; the runtime reports each completion by calling
   ``stored()`` once, in the same order. An action that follows a storage action in the
   same list waits until that storage action is done (so an epoch is durable before the
-  message that promises it leaves).
+  message that promises it leaves). Later calls' actions keep their order relative to
+  such a waiting tail: a ``Send`` never overtakes a held ``Send`` to the same peer, and a
+  ``Deliver`` or ``RoleChanged`` never overtakes a held ``Deliver`` or ``RoleChanged``
+  (one FIFO executor per peer satisfies this). Otherwise a follower applies the commit
+  that arrives after NEWLEADER before the one held behind its ``SaveEpochs``
+  (tests/zab_sim, ``mode="replicator"``, seed 144).
 * ``Send`` to a peer whose link is down is dropped; links are FIFO without duplicates.
 * ``Deliver`` carries committed transactions that are durable here, in zxid order.
 
@@ -464,7 +469,8 @@ class ZabPeer:
                 out.append(self._save_epochs())
             self.phase = SYNCHRONIZATION
             out.append(RoleChanged(FOLLOWING, SYNCHRONIZATION, self.leader, self.epoch))
-            out.append(Send(self.leader, AckEpoch(self.current_epoch, self.last_logged)))
+            out.append(Send(self.leader, AckEpoch(self.current_epoch, self.last_logged,
+                                                  msg.epoch)))
             return out
         if self.phase == DISCOVERY:
             return []
@@ -599,8 +605,8 @@ class ZabPeer:
         if isinstance(msg, PingAck):
             return []
         if isinstance(msg, AckEpoch):
-            if ln.phase != "epoch" or ln.acked_epoch:
-                return []
+            if ln.phase != "epoch" or ln.acked_epoch or msg.epoch != self.epoch:
+                return []   # (an answer to a LeaderInfo of an earlier term of ours)
             ln.acked_epoch = True
             ln.current_epoch = msg.current_epoch
             ln.last_zxid = msg.last_zxid
