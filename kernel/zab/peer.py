@@ -583,6 +583,14 @@ class ZabPeer:
                 return []  # a repeat while we gather a quorum
             if known is not None:
                 out += self._drop_learner(src)
+            if self._epoch_decided and msg.accepted_epoch > self.epoch \
+                    and src in self.voters:
+                # It promised a newer epoch (to a leader attempt that failed) and will
+                # refuse ours for as long as we lead: make way for an election that
+                # picks an epoch every voter can accept.
+                log.warning("server %d: voter %d accepted epoch %d > our %d; stepping "
+                            "down", self.sid, src, msg.accepted_epoch, self.epoch)
+                return out + self._look(now)
             new = _Learner(src, msg.accepted_epoch, msg.last_zxid, now)
             self.learners[src] = new
             if not self._epoch_decided:
