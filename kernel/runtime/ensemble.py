@@ -40,6 +40,7 @@ from kernel.zab.messages import (
     InstallSnapshot,
     Persist,
     Proposal,
+    Proposals,
     RoleChanged,
     SaveEpochs,
     Send,
@@ -225,7 +226,7 @@ class Replicator:
     def _execute(self, a: Action) -> None:
         if isinstance(a, Send):
             msg = a.msg
-            if isinstance(msg, Proposal):
+            if isinstance(msg, Proposal | Proposals):
                 frame = self._proposal_frame(msg)
                 self.links.send_encoded(a.to, frame)
             else:
@@ -237,7 +238,7 @@ class Replicator:
 
     _last_proposal: tuple[object, bytes] | None = None
 
-    def _proposal_frame(self, msg: Proposal) -> bytes:
+    def _proposal_frame(self, msg: Proposal | Proposals) -> bytes:
         # The same proposal goes to every learner: encode it once.
         last = self._last_proposal
         if last is not None and last[0] is msg:
@@ -328,4 +329,4 @@ from kernel.zab import messages as _m  # noqa: E402
 
 _ZAB_TYPES = (_m.Notification, _m.FollowerInfo, _m.LeaderInfo, _m.AckEpoch, _m.SyncDiff,
               _m.SyncTrunc, _m.SyncSnap, _m.NewLeader, _m.AckNewLeader, _m.UpToDate,
-              _m.Proposal, _m.Ack, _m.Commit, _m.Ping, _m.PingAck)
+              _m.Proposal, _m.Proposals, _m.Ack, _m.Commit, _m.Ping, _m.PingAck)

@@ -56,10 +56,11 @@ def peer_registry() -> Registry:
             m.SyncDiff, m.SyncTrunc, m.SyncSnap, m.NewLeader, m.AckNewLeader, m.UpToDate,
             m.Proposal, m.Ack, m.Commit, m.Ping, m.PingAck, Forward, ForwardSync, SyncDone,
             Touch, Id, ACL, CreateRequest, DeleteRequest, SetDataRequest, SetACLRequest,
-            CheckVersionRequest, MultiRequest, ReconfigRequest), start=1):
+            CheckVersionRequest, MultiRequest, ReconfigRequest, m.Proposals), start=1):
         reg.register(code, cls)
     reg.register_fast(b"P", m.Proposal, lambda v: encode_txn(v.txn),
                       lambda b: m.Proposal(decode_txn(bytes(b))))
+    reg.register_fast(b"B", m.Proposals, _encode_batch, _decode_batch)
     reg.register_fast(b"A", m.Ack, lambda v: _Q.pack(v.zxid),
                       lambda b: m.Ack(_unpack_q(b)))
     reg.register_fast(b"C", m.Commit, lambda v: _Q.pack(v.zxid),
@@ -68,6 +69,34 @@ def peer_registry() -> Registry:
 
 
 _Q = struct.Struct(">q")
+_I = struct.Struct(">I")
+
+
+def _encode_batch(v: m.Proposals) -> bytes:
+    parts = [_I.pack(len(v.txns))]
+    for t in v.txns:
+        b = encode_txn(t)
+        parts.append(_I.pack(len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def _decode_batch(b: memoryview) -> m.Proposals:
+    n = _I.unpack_from(b, 0)[0]
+    pos = 4
+    txns = []
+    if n > len(b):
+        raise ProtocolError("impossible batch size")
+    for _ in range(n):
+        size = _I.unpack_from(b, pos)[0]
+        pos += 4
+        if pos + size > len(b):
+            raise ProtocolError("batch truncated")
+        txns.append(decode_txn(bytes(b[pos:pos + size])))
+        pos += size
+    if pos != len(b):
+        raise ProtocolError("trailing bytes after a batch")
+    return m.Proposals(txns)
 
 
 def _unpack_q(b: memoryview) -> int:

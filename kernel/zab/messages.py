@@ -129,6 +129,14 @@ class Proposal:
 
 
 @dataclass(frozen=True, slots=True)
+class Proposals:
+    """Leader → learner: log these transactions, in order (one batch of proposals:
+    one message, one write, one ACK for many writes)."""
+
+    txns: list[Txn]
+
+
+@dataclass(frozen=True, slots=True)
 class Ack:
     """Learner → leader: every proposal up to ``zxid`` is durable here (cumulative)."""
 
@@ -155,8 +163,8 @@ class PingAck:
 
 
 ZabMessage = (Notification | FollowerInfo | LeaderInfo | AckEpoch | SyncDiff | SyncTrunc
-              | SyncSnap | NewLeader | AckNewLeader | UpToDate | Proposal | Ack | Commit
-              | Ping | PingAck)
+              | SyncSnap | NewLeader | AckNewLeader | UpToDate | Proposal | Proposals | Ack
+              | Commit | Ping | PingAck)
 
 
 # -- actions -----------------------------------------------------------------------------

@@ -62,6 +62,7 @@ from kernel.zab.messages import (
     Ping,
     PingAck,
     Proposal,
+    Proposals,
     RoleChanged,
     SaveEpochs,
     Send,
@@ -305,9 +306,11 @@ class ZabPeer:
                 raise ValueError(f"zxid {txn.zxid:#x} out of order after {self.last_logged:#x}")
             self.history.append(txn)
             self.last_logged = txn.zxid
-            for ln in self.learners.values():
-                if ln.phase in ("sync", "synced"):
-                    out.append(Send(ln.sid, Proposal(txn)))
+        # One message per learner for the whole batch (the same object for all).
+        msg: ZabMessage = Proposal(txns[0]) if len(txns) == 1 else Proposals(list(txns))
+        for ln in self.learners.values():
+            if ln.phase in ("sync", "synced"):
+                out.append(Send(ln.sid, msg))
         out.append(self._persist(list(txns)))
         return out
 
@@ -434,7 +437,7 @@ class ZabPeer:
 
     def _follower_receive(self, msg: ZabMessage, now: int) -> list[Action]:
         out: list[Action] = []
-        if self.phase == DISCOVERY and isinstance(msg, Proposal | Commit):
+        if self.phase == DISCOVERY and isinstance(msg, Proposal | Proposals | Commit):
             # Left over from an earlier session with this leader (we went LOOKING while
             # the link stayed up): our log is not synced to its stream yet.
             return []
@@ -445,6 +448,14 @@ class ZabPeer:
             self.history.append(txn)
             self.last_logged = txn.zxid
             out.append(self._persist([txn]))
+            return out
+        if isinstance(msg, Proposals):
+            new = [t for t in msg.txns if t.zxid > self.last_logged]
+            if not new:
+                return []
+            self.history.extend(new)
+            self.last_logged = new[-1].zxid
+            out.append(self._persist(new))
             return out
         if isinstance(msg, Commit):
             if msg.zxid > self._leader_committed:
@@ -660,8 +671,8 @@ class ZabPeer:
                 raise RuntimeError(f"snapshot at {zxid:#x} outside the history")
             out.append(Send(ln.sid, SyncSnap(zxid, blob)))
             start = bisect.bisect_right(hist, zxid, key=lambda t: t.zxid)
-        for txn in hist[start:]:
-            out.append(Send(ln.sid, Proposal(txn)))
+        if start < len(hist):
+            out.append(Send(ln.sid, Proposals(hist[start:])))
         if self.commit_point > 0:
             out.append(Send(ln.sid, Commit(self.commit_point)))
         out.append(Send(ln.sid, NewLeader(self.epoch)))

@@ -122,6 +122,7 @@ RECORDS: dict[type, st.SearchStrategy[Any]] = {
     m.AckNewLeader: st.builds(m.AckNewLeader, BIG, BIG),
     m.UpToDate: st.builds(m.UpToDate, BIG),
     m.Proposal: st.builds(m.Proposal, txn_st()),
+    m.Proposals: st.builds(m.Proposals, st.lists(txn_st(), max_size=4)),
     m.Ack: st.builds(m.Ack, INT64),  # zxids: 64-bit
     m.Commit: st.builds(m.Commit, INT64),
     m.Ping: st.builds(m.Ping, BIG),
@@ -201,7 +202,7 @@ def test_record_codes_are_stable() -> None:
              m.SyncDiff, m.SyncTrunc, m.SyncSnap, m.NewLeader, m.AckNewLeader, m.UpToDate,
              m.Proposal, m.Ack, m.Commit, m.Ping, m.PingAck, Forward, ForwardSync,
              SyncDone, Touch, Id, ACL, CreateRequest, DeleteRequest, SetDataRequest,
-             SetACLRequest, CheckVersionRequest, MultiRequest, ReconfigRequest]
+             SetACLRequest, CheckVersionRequest, MultiRequest, ReconfigRequest, m.Proposals]
     assert REG._by_type == {cls: code for code, cls in enumerate(order, start=1)}
 
 
@@ -412,7 +413,7 @@ def test_unknown_tag_is_a_protocol_error() -> None:
         malformed(b"l\x00\x00\x00\x01" + bytes([tag]))
 
 
-@pytest.mark.parametrize("code", [0, 31, 32, 200, 255])
+@pytest.mark.parametrize("code", [0, 32, 33, 200, 255])
 def test_unknown_record_code_is_a_protocol_error(code: int) -> None:
     with pytest.raises(ProtocolError, match="unknown record code"):
         REG.decode(bytes([0x72, code, 0]))
