@@ -9,7 +9,13 @@ from kernel.clock import Clock, SystemClock
 from kernel.config import ConfigError, ServerConfig
 from kernel.core import ClientConnection, Kernel, Session
 from kernel.errors import MarshallingError, ProtocolError, Unimplemented, ZooKeeperError
-from kernel.hookspecs import CONTRACT_VERSION, hookimpl
+from kernel.hookspecs import (
+    CONTRACT_VERSION,
+    SaslAuthProvider,
+    WriteDone,
+    WriteObserver,
+    hookimpl,
+)
 from kernel.protocol import (
     OP_SHORT_NAMES,
     XID_AUTH,
@@ -45,10 +51,16 @@ from kernel.records import (
     WatchTypeRequest,
 )
 from kernel.storage import Storage, StorageError
+from kernel.tls import ReloadingContext, TlsSettings, build_context
 from kernel.tree import DataTree, Node, NodeStore
-from kernel.txn import Txn
+from kernel.txn import CreateTxn, DeleteTxn, ErrorTxn, MultiTxn, SetACLTxn, SetDataTxn, Txn
 
 __all__ = [
+    "WriteDone",
+    "WriteObserver",
+    "ReloadingContext",
+    "TlsSettings",
+    "build_context",
     "OP_SHORT_NAMES",
     "ACL",
     "ACLChecker",
@@ -62,8 +74,11 @@ __all__ = [
     "ConfigError",
     "CreateMode",
     "CreateRequest",
+    "CreateTxn",
     "DataTree",
     "DeleteRequest",
+    "DeleteTxn",
+    "ErrorTxn",
     "EmptyRequest",
     "EventType",
     "Id",
@@ -71,6 +86,7 @@ __all__ = [
     "Kernel",
     "MarshallingError",
     "MultiRequest",
+    "MultiTxn",
     "Node",
     "NodeStore",
     "OpCode",
@@ -81,10 +97,13 @@ __all__ = [
     "ProtocolError",
     "ReconfigRequest",
     "STAT",
+    "SaslAuthProvider",
     "ServerConfig",
     "Session",
     "SetACLRequest",
+    "SetACLTxn",
     "SetDataRequest",
+    "SetDataTxn",
     "SetWatchesRequest",
     "Stat",
     "Storage",

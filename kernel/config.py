@@ -126,6 +126,11 @@ class ServerConfig:
     data_log_dir: Path | None = None
     client_port: int = 2181
     client_port_address: str = "0.0.0.0"
+    # secureClientPort: the TLS client port (None = no TLS listener); its address
+    # defaults to clientPortAddress. clientPort absent from zoo.cfg with a
+    # secureClientPort = TLS only, as ZooKeeper allows.
+    secure_client_port: int | None = None
+    secure_client_port_address: str | None = None
     min_session_timeout: int = -1
     max_session_timeout: int = -1
     max_client_cnxns: int = 60
@@ -242,6 +247,11 @@ def config_from_mapping(raw: Mapping[str, str], base_dir: Path | None = None) ->
     port = get_int(2181, "clientPort")
     if not 0 <= port <= 65535:
         raise ConfigError(f"clientPort out of range: {port}")
+    secure_port: int | None = None
+    if get("secureClientPort") not in (None, ""):
+        secure_port = get_int(0, "secureClientPort")
+        if not 0 <= secure_port <= 65535:
+            raise ConfigError(f"secureClientPort out of range: {secure_port}")
     whitelist = get("4lw.commands.whitelist")
     if whitelist is None:
         words = frozenset({"srvr"})
@@ -275,6 +285,8 @@ def config_from_mapping(raw: Mapping[str, str], base_dir: Path | None = None) ->
         data_log_dir=get_path("dataLogDir"),
         client_port=port,
         client_port_address=get("clientPortAddress") or "0.0.0.0",
+        secure_client_port=secure_port,
+        secure_client_port_address=get("secureClientPortAddress") or None,
         min_session_timeout=get_int(-1, "minSessionTimeout"),
         max_session_timeout=get_int(-1, "maxSessionTimeout"),
         max_client_cnxns=get_int(60, "maxClientCnxns"),

@@ -19,18 +19,21 @@ from typing import Protocol
 
 from kernel.acl import ACLChecker, AuthProvider, IPAuthProvider, redact_for_reader
 from kernel.clock import Clock
-from kernel.config import ServerConfig
+from kernel.config import ConfigError, ServerConfig
 from kernel.errors import (
+    AuthFailed,
     BadArguments,
     MarshallingError,
     NoAuth,
     NoNode,
     NoWatcher,
+    SessionClosedRequireSaslAuth,
     SessionExpired,
     Unimplemented,
     ZooKeeperError,
 )
 from kernel.forwarding import Forward, ForwardSync, KernelMessage, SyncDone, Touch
+from kernel.hookspecs import SaslAuthProvider, WriteDone, WriteObserver
 from kernel.prep import Prep
 from kernel.protocol import EventType, OpCode, Perm
 from kernel.quorum_status import QuorumStatus
@@ -161,6 +164,10 @@ class Kernel:
         for p in auth_providers:
             providers[p.scheme] = p
         self.acl = ACLChecker(providers, skip_acl=config.skip_acl)
+        if config.skip_acl:
+            log.warning("skipACL=yes: ACL checks are skipped, every client may read and "
+                        "change every znode")
+        self.enforce_auth_schemes = enforced_auth_schemes(config, providers)
         self.tree: DataTree = storage.open()
         self.watches = WatchManager(self.acl.allowed)
         self.prep = Prep(self.tree, self.acl, extended_types=config.extended_types,
@@ -192,6 +199,8 @@ class Kernel:
         # (the leader, for a follower). Messages on one link keep their order.
         self.send_to_peer: Callable[[int, KernelMessage], None] = lambda peer, msg: None
         self.leader_id = 0
+        # Plugins' zk_write_observers (audit logs...), set by the runtime.
+        self.write_observers: list[WriteObserver] = []
         self._remote_syncs: list[tuple[int, int, int, int]] = []
         self._touched: dict[int, int] = {}
         now = clock.mono_ms()
@@ -277,6 +286,16 @@ class Kernel:
             return
         if sess.conn is not conn:
             return  # a stale connection whose session moved on
+        if self.enforce_auth_schemes and op != OpCode.SASL and op != OpCode.AUTH:
+            # ZooKeeper's AuthenticationHelper: a connection without an id of a
+            # required scheme gets SessionClosedRequireSaslAuth and is closed.
+            if not any(i.scheme in self.enforce_auth_schemes for i in conn.ids):
+                log.warning("session %#x from %s is not authenticated with %s: closing",
+                            sess.id, conn.remote_address,
+                            ",".join(sorted(self.enforce_auth_schemes)))
+                conn.send_response(xid, 0, SessionClosedRequireSaslAuth.code, op, None)
+                conn.close()
+                return
         now = self.clock.mono_ms()
         self.expiry.touch(sess.id, sess.timeout, now)
         sess.last_xid = xid
@@ -453,6 +472,8 @@ class Kernel:
             return
         pending.kind = _DONE
         pending.err, pending.value = self._write_result(pending.op, body, txn.result)
+        if self.write_observers:
+            self._tell_observers(sess, pending, txn)
         sess.last_zxid = zxid
         now = self.clock.mono_ms()
         self.stats.latency.add(now - pending.t0)
@@ -463,6 +484,16 @@ class Kernel:
                                        pending.value)
             if q:
                 self._drain(sess)
+
+    def _tell_observers(self, sess: Session, pending: Pending, txn: Txn) -> None:
+        conn = pending.conn
+        event = WriteDone(sess.id, tuple(conn.ids), conn.remote_address, pending.op,
+                          pending.request, txn, pending.err)
+        for observer in self.write_observers:
+            try:
+                observer.write_done(event)
+            except Exception:  # an observer must never break the write path
+                log.exception("write observer %r failed", observer)
 
     def _forwarded_pending(self, txn: Txn) -> tuple[Session | None, Pending | None]:
         """Follower: the local request a committed transaction answers (the oldest
@@ -711,7 +742,7 @@ class Kernel:
             value = self._read_value(sess, conn, op, request)
         except ZooKeeperError as e:
             conn.send_response(xid, self.tree.last_zxid, e.code, op, None)
-            if op == OpCode.AUTH:
+            if op == OpCode.AUTH or op == OpCode.SASL:
                 self.stats.auth_failed += 1
                 conn.close()
             return
@@ -806,7 +837,21 @@ class Kernel:
             self._set_watches(conn, request)
             return None
         if op == OpCode.SASL:
-            raise Unimplemented("SASL needs the auth_sasl plugin")
+            assert isinstance(request, AuthRequest)
+            provider = self.acl.providers.get("sasl")
+            if not isinstance(provider, SaslAuthProvider):
+                raise Unimplemented("SASL needs the auth_sasl plugin")
+            try:
+                token, gained = provider.sasl_step(conn, conn.remote_address, request.auth)
+            except (AuthFailed, SessionClosedRequireSaslAuth):
+                raise
+            except Exception as e:  # a plugin bug must not take the server down
+                log.exception("SASL step failed")
+                raise AuthFailed(str(e)) from None
+            for i in gained:
+                if i not in conn.ids:
+                    conn.ids.append(i)
+            return token
         raise MarshallingError(f"unexpected read op {op}")
 
     def _readable(self, path: str, ids: Sequence[Id]) -> Node:
@@ -891,6 +936,31 @@ def _multi_results(body: MultiTxn, results: list[tuple[int, object]]) -> list[Op
         else:
             out.append(OpResult(op, 0, res))
     return out
+
+
+def enforced_auth_schemes(config: ServerConfig,
+                          providers: dict[str, AuthProvider]) -> frozenset[str]:
+    """The schemes a connection must hold an id of before any request but auth/sasl
+    (ZooKeeper's ``sessionRequireClientSASLAuth`` / ``enforce.auth.enabled`` +
+    ``enforce.auth.schemes``); empty when not enforced."""
+    def flag(key: str) -> bool:
+        return (config.get(key) or "false").strip().lower() == "true"
+
+    if flag("sessionRequireClientSASLAuth"):
+        schemes = frozenset({"sasl"})
+    elif flag("enforce.auth.enabled"):
+        raw = config.get("enforce.auth.schemes") or ""
+        schemes = frozenset(s.strip() for s in raw.split(",") if s.strip())
+        if not schemes:
+            raise ConfigError("enforce.auth.enabled is true: enforce.auth.schemes must be "
+                              "configured")
+    else:
+        return frozenset()
+    for s in schemes:
+        if s not in providers:
+            raise ConfigError(f"enforce.auth.schemes: authentication scheme {s} is not "
+                              f"available (is its provider configured?)")
+    return schemes
 
 
 def _client_info(i: Id) -> tuple[str, str]:

@@ -11,13 +11,15 @@ does I/O is returned as an object whose async methods the runtime awaits.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pluggy
 
 if TYPE_CHECKING:
     from kernel.acl import AuthProvider
     from kernel.config import ServerConfig
+    from kernel.records import Id
     from kernel.storage import Storage
     from kernel.txn import Txn
 
@@ -82,6 +84,38 @@ def zk_on_commit(txn: Txn) -> None:
     """
 
 
+@dataclass(frozen=True, slots=True)
+class WriteDone:
+    """A client's write (create, delete, setData, setACL, multi, ...) was answered on the
+    server the client is connected to: who asked (session, ids, address), what (``op``,
+    the decoded ``request``), the committed ``txn`` (None if the request never reached
+    the log) and the outcome (``err``: 0 or the ZooKeeper error code)."""
+
+    session_id: int
+    ids: tuple[Id, ...]
+    address: str
+    op: int
+    request: object
+    txn: Txn | None
+    err: int
+
+
+@runtime_checkable
+class WriteObserver(Protocol):
+    """Told about every client write answered on this server (see ``WriteDone``)."""
+
+    def write_done(self, event: WriteDone) -> None:
+        """Runs on the write path: must be fast and must not raise."""
+        ...
+
+
+@hookspec
+def zk_write_observers(kernel: Any,  # type: ignore[empty-body]
+                       config: ServerConfig) -> list[WriteObserver]:
+    """Objects to tell about each client write answered on this server (audit logs,
+    per-user metrics); the kernel calls them only if some plugin returns one."""
+
+
 @hookspec
 def zk_on_session_created(session_id: int, timeout_ms: int) -> None:
     """Called when a session's createSession transaction has been applied."""
@@ -90,3 +124,25 @@ def zk_on_session_created(session_id: int, timeout_ms: int) -> None:
 @hookspec
 def zk_on_session_closed(session_id: int, expired: bool) -> None:
     """Called when a session has been closed (``expired``: by timeout, not by client)."""
+
+
+@runtime_checkable
+class SaslAuthProvider(Protocol):
+    """The optional SASL capability of the auth provider registered for scheme ``sasl``.
+
+    The kernel hands every ``sasl`` request (opcode 102, ``GetSASLRequest``) of a
+    connection to ``sasl_step`` and answers with ``SetSASLResponse{token}``. ``conn``
+    identifies the connection (the provider keeps its per-connection mechanism state,
+    e.g. in a ``WeakKeyDictionary``); ``client_address`` is the peer's address.
+
+    Returns the server's token (None for a null token) and the ids the connection
+    gains now (``sasl:<authorizationID>``, ``super:`` ...; empty until the exchange
+    completes). To refuse, raise ``AuthFailed`` (or ``SessionClosedRequireSaslAuth``
+    when the server requires SASL): the kernel replies with that code and closes the
+    connection, as ZooKeeper does; the session itself lives on until it expires.
+    """
+
+    def sasl_step(self, conn: object, client_address: str,
+                  token: bytes) -> tuple[bytes | None, list[Id]]:
+        """One step of the server side of the SASL exchange."""
+        ...

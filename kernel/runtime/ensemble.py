@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TypeVar
@@ -30,6 +31,7 @@ from kernel.forwarding import Touch
 from kernel.runtime.links import PeerLinks
 from kernel.snapshot import decode_snapshot, encode_snapshot
 from kernel.storage import ReplicatedStorage, StorageError
+from kernel.tls import TlsSettings, build_context
 from kernel.txn import Txn
 from kernel.zab.messages import (
     BROADCAST,
@@ -57,6 +59,10 @@ _TRACE = os.environ.get("ZKERNEL_TRACE_PEERS") == "1"
 _HISTORY_ON_START = 10_000
 _REPLICATED_METHODS = ("epochs", "set_epochs", "log_since", "truncate_log",
                        "install_snapshot")
+
+
+def _bool_key(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("true", "yes", "1", "on")
 
 
 def check_replicated_storage(storage: object) -> ReplicatedStorage:
@@ -90,7 +96,16 @@ class Replicator:
                         max_notify_interval_ms=max(400, 2 * tick))
         self.peer = ZabPeer(sid, voters, state, timing, self._snapshot, clock.mono_ms())
         peers = {s: a for s, a in config.servers.items() if s in voters}
-        self.links = PeerLinks(sid, peers, self._on_message, self._on_up, self._on_down)
+        server_ssl = client_ssl = None
+        if _bool_key(config.get("sslQuorum")):
+            # ZooKeeper's quorum TLS keys; both sides present and verify certificates.
+            settings = TlsSettings.from_config(config, "ssl.quorum.",
+                                               "sslQuorumReloadCertFiles")
+            server_ssl = build_context(settings, server_side=True)
+            server_ssl.verify_mode = ssl.CERT_REQUIRED
+            client_ssl = build_context(settings, server_side=False)
+        self.links = PeerLinks(sid, peers, self._on_message, self._on_up, self._on_down,
+                               server_ssl, client_ssl)
         kernel.send_to_peer = self.links.send
         kernel.quorum.quorum_size = len(voters)
         self._fifo: deque[Action] = deque()

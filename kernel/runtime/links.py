@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -171,7 +172,9 @@ class PeerLinks:
 
     def __init__(self, sid: int, peers: dict[int, PeerAddress],
                  on_message: Callable[[int, object], None],
-                 on_up: Callable[[int], None], on_down: Callable[[int], None]) -> None:
+                 on_up: Callable[[int], None], on_down: Callable[[int], None],
+                 server_ssl: ssl.SSLContext | None = None,
+                 client_ssl: ssl.SSLContext | None = None) -> None:
         self.sid = sid
         self.me = peers[sid]
         self.peers = {s: a for s, a in peers.items() if s != sid}
@@ -184,13 +187,17 @@ class PeerLinks:
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.bytes_sent = 0
+        # sslQuorum: both directions mutually authenticated TLS.
+        self._server_ssl = server_ssl
+        self._client_ssl = client_ssl
         self._dirty: list[_Outbound] = []
         self._flush_scheduled = False
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Inbound(self), self.me.host,
-                                                self.me.quorum_port, reuse_address=True)
+                                                self.me.quorum_port, reuse_address=True,
+                                                ssl=self._server_ssl)
         for sid in sorted(self.peers):
             self._tasks.append(loop.create_task(self._dial_forever(sid)))
 
@@ -227,9 +234,12 @@ class PeerLinks:
         while True:
             try:
                 _, proto = await asyncio.wait_for(
-                    loop.create_connection(lambda: _Outbound(self, sid), addr.host,
-                                           addr.quorum_port), timeout=5)
-            except (TimeoutError, OSError):
+                    loop.create_connection(
+                        lambda: _Outbound(self, sid), addr.host, addr.quorum_port,
+                        ssl=self._client_ssl,
+                        server_hostname=addr.host if self._client_ssl else None),
+                    timeout=5)
+            except (TimeoutError, OSError):  # ssl.SSLError is an OSError: retried
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue

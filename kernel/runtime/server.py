@@ -52,6 +52,9 @@ class Server:
         if config.replicated:
             self.replicator = Replicator(config, self.kernel,
                                          check_replicated_storage(storage), SystemClock())
+        self.kernel.write_observers = [
+            o for group in self.pm.hook.zk_write_observers(kernel=self.kernel, config=config)
+            for o in group]
         self.transports: Sequence[Any] = [
             t for group in self.pm.hook.zk_transports(kernel=self.kernel, config=config)
             for t in group]

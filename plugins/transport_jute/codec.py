@@ -169,9 +169,10 @@ def _reconfig(r: Reader) -> ReconfigRequest:
     return ReconfigRequest(r.ustring(), r.ustring(), r.ustring(), r.long())
 
 
-def _sasl(r: Reader) -> PathRequest:
-    r.buffer()
-    return PathRequest("")
+def _sasl(r: Reader) -> AuthRequest:
+    """GetSASLRequest{buffer token}: carried to the kernel as an auth record of scheme
+    ``sasl`` (a null token reads as empty, as ZooKeeper's server sees it)."""
+    return AuthRequest(0, "sasl", r.buffer() or b"")
 
 
 def _empty(r: Reader) -> EmptyRequest:
@@ -384,6 +385,10 @@ ENCODERS: dict[int, Callable[[object], bytes]] = {
 def encode_reply(xid: int, zxid: int, err: int, op: int, value: object) -> bytes:
     """A whole reply frame (length prefix included)."""
     if err:
+        if op == OpCode.SASL:
+            # ZooKeeper answers a failed SASL step with SetSASLResponse{null} after the
+            # error header; the Java client reads that token whatever the error code.
+            return LEN_HEADER.pack(20, xid, zxid, err) + _NULL
         return LEN_HEADER.pack(16, xid, zxid, err)
     body = ENCODERS[op](value)
     return LEN_HEADER.pack(16 + len(body), xid, zxid, 0) + body

@@ -205,8 +205,8 @@ class FourLetterWords:
         data_size, log_size = self.kernel.storage.size_bytes()
         data_dir, log_dir = self.kernel.storage.locations()
         lines = [
-            f"clientPort={self.transport.port}",
-            "secureClientPort=-1",
+            f"clientPort={self.transport.port if self.transport.port is not None else -1}",
+            f"secureClientPort={self.transport.tls.port if self.transport.tls else -1}",
             f"dataDir={data_dir}",
             f"dataDirSize={data_size}",
             f"dataLogDir={log_dir}",

@@ -368,9 +368,9 @@ REQUESTS: dict[int, tuple[st.SearchStrategy[tuple[Any, Any]], Callable[[Writer, 
                                          st.just([]), st.just([]))), _w_set_watches),
     OpCode.SET_WATCHES2: (_same(st.builds(SetWatchesRequest, INT64, STRINGS, STRINGS, STRINGS,
                                           STRINGS, STRINGS)), _w_set_watches2),
-    # The SASL token is consumed; the kernel answers Unimplemented without the plugin.
-    OpCode.SASL: (st.tuples(st.none() | st.binary(max_size=32), st.just(PathRequest(""))),
-                  _w_sasl),
+    # GetSASLRequest{token} arrives as AuthRequest(0, "sasl", token); null reads as b"".
+    OpCode.SASL: (st.builds(lambda t: (t, AuthRequest(0, "sasl", t or b"")),
+                            st.none() | st.binary(max_size=32)), _w_sasl),
 }
 
 
@@ -742,12 +742,19 @@ def test_reply_round_trip(op: int, data: st.DataObject) -> None:
     assert r.done(), f"{len(body) - r.p} trailing bytes"
 
 
-@pytest.mark.parametrize("op", sorted(set(ENCODERS) | {OpCode.RECONFIG, OpCode.CHECK, 999}),
-                         ids=str)
+@pytest.mark.parametrize("op", sorted((set(ENCODERS) - {OpCode.SASL})
+                                      | {OpCode.RECONFIG, OpCode.CHECK, 999}), ids=str)
 @pytest.mark.parametrize("err", [-5, -6, -101, -110, -115])
 def test_error_reply_is_a_bare_header(op: int, err: int) -> None:
     frame = encode_reply(12, 0x55, err, op, "ignored")
     assert frame == struct.pack(">iiqi", 16, 12, 0x55, err)
+
+
+@pytest.mark.parametrize("err", [-115, -124])
+def test_sasl_error_reply_carries_a_null_token(err: int) -> None:
+    # ZooKeeper: ReplyHeader{err} + SetSASLResponse{null}; the Java client reads it.
+    frame = encode_reply(12, 0, err, OpCode.SASL, None)
+    assert frame == struct.pack(">iiqii", 20, 12, 0, err, -1)
 
 
 def test_add_watch_success_body_is_four_zero_bytes() -> None:
