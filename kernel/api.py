@@ -51,7 +51,7 @@ from kernel.records import (
     WatchTypeRequest,
 )
 from kernel.storage import Storage, StorageError
-from kernel.tls import ReloadingContext, TlsSettings, build_context
+from kernel.tls import ReloadingContext, TlsSettings, build_context, pem_material
 from kernel.tree import DataTree, Node, NodeStore
 from kernel.txn import CreateTxn, DeleteTxn, ErrorTxn, MultiTxn, SetACLTxn, SetDataTxn, Txn
 
@@ -61,6 +61,7 @@ __all__ = [
     "ReloadingContext",
     "TlsSettings",
     "build_context",
+    "pem_material",
     "OP_SHORT_NAMES",
     "ACL",
     "ACLChecker",

@@ -257,6 +257,50 @@ def _load_truststore(ctx: ssl.SSLContext, spec: StoreSpec) -> None:
         c.public_bytes(serialization.Encoding.PEM).decode() for c in certs))
 
 
+def pem_material(settings: TlsSettings) -> tuple[bytes, bytes, bytes | None]:
+    """(private key, certificate chain, trusted certificates) as unencrypted PEM, for
+    TLS stacks that take bytes rather than an SSLContext (gRPC). ConfigError if the
+    stores cannot be read."""
+    from cryptography.hazmat.primitives import serialization
+
+    spec = settings.keystore
+    if spec is None:
+        raise ConfigError(f"{settings.prefix}keyStore.location is required for TLS")
+    if spec.kind == "PEM":
+        raw = _read(spec)
+        try:
+            key = serialization.load_pem_private_key(
+                raw, spec.password.encode() if spec.password else None)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{spec.key}: no usable private key in {spec.path}: "
+                              f"{e}") from None
+        blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
+                            raw, re.S)
+        if not blocks:
+            raise ConfigError(f"{spec.key}: no certificate in {spec.path}")
+        chain = b"\n".join(blocks) + b"\n"
+    else:
+        key, cert, extra = _load_pkcs12(spec)
+        if key is None or cert is None:
+            raise ConfigError(f"{spec.key}: {spec.path} holds no private key with a "
+                              f"certificate")
+        chain = b"".join(c.public_bytes(serialization.Encoding.PEM)
+                         for c in [cert, *extra])
+    key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    trust: bytes | None = None
+    ts = settings.truststore
+    if ts is not None:
+        if ts.kind == "PEM":
+            trust = _read(ts)
+        else:
+            _, cert, extra = _load_pkcs12(ts)
+            trust = b"".join(c.public_bytes(serialization.Encoding.PEM)
+                             for c in ([cert] if cert is not None else []) + list(extra))
+    return key_pem, chain, trust
+
+
 def openssl_cipher_name(name: str) -> str | None:
     """The OpenSSL name of a cipher suite given by its IANA/Java name (as ZooKeeper's
     ``ssl.ciphersuites`` lists them); OpenSSL names pass through; None if unknown."""

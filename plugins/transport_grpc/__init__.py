@@ -43,4 +43,10 @@ def zk_transports(kernel: Any, config: ServerConfig) -> list[Any]:
     if max_events <= 0:
         raise ConfigError("grpc.maxSessionEvents must be positive")
     host = config.get("grpcPortAddress") or config.client_port_address
-    return [GrpcTransport(kernel, host, port, max_events)]
+    tls = None
+    if (config.get("grpc.ssl") or "false").strip().lower() == "true":
+        from kernel.api import TlsSettings, pem_material
+
+        tls = TlsSettings.from_config(config, "ssl.")
+        pem_material(tls)  # unreadable stores are a config error now, not at serve
+    return [GrpcTransport(kernel, host, port, max_events, tls)]

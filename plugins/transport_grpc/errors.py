@@ -21,6 +21,7 @@ RUNTIME_INCONSISTENCY = -2
 BAD_ARGUMENTS = -8
 NO_NODE = -101
 SESSION_EXPIRED = -112
+AUTH_FAILED = -115
 
 #: code → (name, gRPC status). Names are ZooKeeper's KeeperException.Code names.
 ERRORS: dict[int, tuple[str, grpc.StatusCode]] = {

@@ -17,9 +17,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from kernel.api import Kernel
+from kernel.api import Id, Kernel, TlsSettings, pem_material
 from plugins.transport_grpc.connection import GrpcConnection
-from plugins.transport_grpc.errors import BAD_ARGUMENTS, SESSION_EXPIRED, CallError
+from plugins.transport_grpc.errors import AUTH_FAILED, BAD_ARGUMENTS, SESSION_EXPIRED, CallError
 from plugins.transport_grpc.v1 import zkernel_pb2 as pb
 from plugins.transport_grpc.v1 import zkernel_pb2_grpc as pbg
 
@@ -65,8 +65,12 @@ class GrpcTransport:
 
     name = "grpc"
 
-    def __init__(self, kernel: Kernel, host: str, port: int, max_events: int) -> None:
+    def __init__(self, kernel: Kernel, host: str, port: int, max_events: int,
+                 tls: TlsSettings | None = None) -> None:
         self.kernel = kernel
+        # grpc.ssl=true: the port speaks TLS with the client port's ssl.* settings, and
+        # a client certificate gives the session an x509 id, as on secureClientPort.
+        self.tls = tls
         self.host = host
         self.port = port
         self.max_events = max_events
@@ -81,8 +85,34 @@ class GrpcTransport:
     def new_connection(self, context: grpc.aio.ServicerContext) -> GrpcConnection:
         """A connection for a new or re-attached session, known to the kernel."""
         conn = GrpcConnection(self, peer_address(context), self.max_events)
+        if self.tls is not None:
+            for i in self._certificate_ids(context, conn.remote_address):
+                if i not in conn.ids:
+                    conn.ids.append(i)
         self.kernel.register_connection(conn)
         return conn
+
+    def _certificate_ids(self, context: grpc.aio.ServicerContext,
+                         address: str) -> list[Id]:
+        """The ids the TLS auth provider (``ssl.authProvider``, x509) gives the
+        client's certificate; none without one."""
+        assert self.tls is not None
+        pems = (context.auth_context() or {}).get("x509_pem_cert") or []
+        if not pems:
+            return []
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        der = x509.load_pem_x509_certificate(pems[0]).public_bytes(Encoding.DER)
+        provider = self.kernel.acl.providers.get(self.tls.auth_provider)
+        authenticate = getattr(provider, "authenticate_certificate", None)
+        if authenticate is None:
+            raise CallError(AUTH_FAILED, f"TLS auth provider {self.tls.auth_provider} "
+                                         f"not available")
+        try:
+            return list(authenticate(address, der))
+        except Exception as e:
+            raise CallError(AUTH_FAILED, f"client certificate refused: {e}") from None
 
     def adopt(self, conn: GrpcConnection) -> None:
         """``conn`` now serves its session (after the handshake)."""
@@ -183,7 +213,14 @@ class GrpcTransport:
         address = f"[{self.host}]:{self.port}" if ":" in self.host else \
             f"{self.host}:{self.port}"
         try:
-            port = server.add_insecure_port(address)
+            if self.tls is None:
+                port = server.add_insecure_port(address)
+            else:
+                key, chain, trust = pem_material(self.tls)
+                creds = grpc.ssl_server_credentials(
+                    [(key, chain)], root_certificates=trust,
+                    require_client_auth=self.tls.client_auth == "need")
+                port = server.add_secure_port(address, creds)
         except RuntimeError as e:
             raise OSError(f"cannot listen on {address}: {e}") from None
         if port == 0:
