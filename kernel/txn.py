@@ -100,3 +100,6 @@ class Txn:
     body: TxnBody
     # Filled by apply for the reply; not replicated.
     result: object = field(default=None, compare=False)
+    # The encoded form, once known (decoded from a peer, or encoded once): the log and
+    # the peer links write these bytes instead of encoding the txn again.
+    raw: bytes | None = field(default=None, compare=False, repr=False)

@@ -94,10 +94,16 @@ def _decode_body(r: Reader) -> TxnBody:
 
 
 def encode_txn(txn: Txn) -> bytes:
+    """The binary form (cached on the txn: a leader encodes once for its log and all
+    learners; a learner logs the bytes it received)."""
+    raw = txn.raw
+    if raw is not None:
+        return raw
     w = Writer()
     w.long(txn.zxid).long(txn.session_id).int(txn.cxid).long(txn.time).int(txn.op)
     _encode_body(w, txn.body)
-    return w.getvalue()
+    raw = txn.raw = w.getvalue()
+    return raw
 
 
 def decode_txn(data: bytes | memoryview) -> Txn:
@@ -106,4 +112,4 @@ def decode_txn(data: bytes | memoryview) -> Txn:
     body = _decode_body(r)
     if r.remaining():
         raise ProtocolError(f"{r.remaining()} trailing bytes after txn {zxid:#x}")
-    return Txn(zxid, sid, cxid, time, op, body)
+    return Txn(zxid, sid, cxid, time, op, body, raw=bytes(data))
