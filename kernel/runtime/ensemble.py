@@ -181,6 +181,8 @@ class Replicator:
         while True:
             await anyio.sleep(step)
             self._run(self.peer.tick(self.clock.mono_ms()))
+            # What the four-letter words show: refreshed per tick, not per message.
+            self._update_status()
 
     async def _toucher(self) -> None:
         step = max(0.02, self.config.tick_time / 2000)
@@ -236,7 +238,6 @@ class Replicator:
                 self._execute(a)
         if after_storage:
             self._work.set()
-        self._update_status()
 
     def _execute(self, a: Action) -> None:
         if isinstance(a, Send):
