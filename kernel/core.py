@@ -26,6 +26,7 @@ from kernel.errors import (
     MarshallingError,
     NoAuth,
     NoNode,
+    NotReadOnly,
     NoWatcher,
     SessionClosedRequireSaslAuth,
     SessionExpired,
@@ -111,7 +112,7 @@ class Session:
     """A client session: committed by a createSession txn, bound to one connection."""
 
     __slots__ = ("id", "timeout", "password", "conn", "pending", "closing", "last_op",
-                 "last_xid", "last_zxid", "established_ms")
+                 "last_xid", "last_zxid", "established_ms", "read_only")
 
     def __init__(self, sid: int, timeout: int, password: bytes) -> None:
         self.id = sid
@@ -124,6 +125,8 @@ class Session:
         self.last_xid = -1
         self.last_zxid = 0
         self.established_ms = 0
+        # Established by a read-only server (the client accepts read-only service).
+        self.read_only = False
 
 
 class Pending:
@@ -228,11 +231,16 @@ class Kernel:
     # -- handshake ----------------------------------------------------------------------
 
     def connect(self, conn: ClientConnection, last_zxid_seen: int, timeout: int,
-                session_id: int, password: bytes) -> bool:
+                session_id: int, password: bytes, read_only: bool = False) -> bool:
         """Start or resume a session for ``conn``. Returns False if the connection must
-        be closed without an answer (the client has seen a newer zxid than ours)."""
+        be closed without an answer (the client has seen a newer zxid than ours, or
+        this server serves read-only and the client does not accept that).
+        ``read_only``: the client accepts a read-only server (``canBeReadOnly``)."""
         if not self.serving:
             return False
+        if self.role == "read-only":
+            return self._connect_read_only(conn, last_zxid_seen, timeout, session_id,
+                                           password, read_only)
         if last_zxid_seen > self.tree.last_zxid:
             log.info("client has seen zxid %#x, server is at %#x: refusing",
                      last_zxid_seen, self.tree.last_zxid)
@@ -301,6 +309,10 @@ class Kernel:
         sess.last_xid = xid
         if sess.closing:
             self._enqueue_ready(sess, conn, xid, op, SessionExpired.code, None)
+            return
+        if self.role == "read-only" and (op in _WRITE_OPCODES or op == OpCode.SYNC
+                                         or op == OpCode.CLOSE_SESSION):
+            self._read_only_refusal(sess, conn, xid, op)
             return
         if self.role == "follower":
             self._touched[sess.id] = sess.timeout
@@ -569,9 +581,14 @@ class Kernel:
         previous = self.role
         self.role = role
         self.leader_id = leader
-        serving = role in ("leader", "follower")
-        if previous in ("leader", "follower") or not serving:
+        serving = role in ("leader", "follower", "read-only")
+        if previous in ("leader", "follower", "read-only") or not serving:
             self._reset_pipeline()
+        if previous == "read-only":
+            # Sessions a read-only server made were never committed: they end here.
+            for sid in [s for s, x in self.sessions.items() if s not in self.tree.sessions]:
+                del self.sessions[sid]
+                self.expiry.remove(sid)
         self.serving = serving
         q = self.quorum
         q.mode = role
@@ -585,6 +602,62 @@ class Kernel:
             self.expiry = ExpiryTracker(self.config.tick_time)
             for sid, sess in self.sessions.items():
                 self.expiry.touch(sid, sess.timeout, now)
+
+    # -- read-only service -----------------------------------------------------------------
+
+    def _connect_read_only(self, conn: ClientConnection, last_zxid_seen: int,
+                           timeout: int, session_id: int, password: bytes,
+                           client_accepts: bool) -> bool:
+        """A read-only server (cut off from its quorum, ``readonlymode.enabled``):
+        only clients that accept read-only service; their new sessions are local to this
+        server and end when it rejoins the quorum (as ZooKeeper's are)."""
+        if not client_accepts or last_zxid_seen > self.tree.last_zxid:
+            return False
+        t = self.config.clamp_timeout(timeout)
+        now = self.clock.mono_ms()
+        if session_id == 0:
+            sess = Session(self.session_ids.next_id(), t, new_password())
+            self.sessions[sess.id] = sess
+        else:
+            found = self.sessions.get(session_id)
+            if found is None or found.password != password:
+                conn.session_refused()
+                return True
+            sess = found
+            if sess.conn is not None and sess.conn is not conn:
+                old = sess.conn
+                self.watches.remove_watcher(old)
+                old.close()
+        sess.read_only = True
+        sess.timeout = t
+        sess.conn = conn
+        sess.established_ms = self.clock.wall_ms()
+        conn.session = sess
+        self.expiry.touch(sess.id, t, now)
+        conn.session_established(sess)
+        return True
+
+    def _read_only_refusal(self, sess: Session, conn: ClientConnection, xid: int,
+                           op: int) -> None:
+        if op == OpCode.CLOSE_SESSION:
+            # Nothing to commit: answer, end a local session, drop the connection.
+            self._enqueue_ready(sess, conn, xid, op, 0, None)
+            if sess.id not in self.tree.sessions:
+                self.sessions.pop(sess.id, None)
+                self.expiry.remove(sess.id)
+            conn.close()
+            return
+        self._enqueue_ready(sess, conn, xid, op, NotReadOnly.code, None)
+
+    def _expire_read_only_sessions(self) -> None:
+        for sid in self.expiry.expired(self.clock.mono_ms()):
+            sess = self.sessions.get(sid)
+            if sess is None or sid in self.tree.sessions:
+                continue  # a committed session: the quorum decides its fate
+            del self.sessions[sid]
+            if sess.conn is not None:
+                self.watches.remove_watcher(sess.conn)
+                sess.conn.close()
 
     def _reset_pipeline(self) -> None:
         for conn in list(self.connections):
@@ -694,6 +767,9 @@ class Kernel:
 
     def tick(self) -> None:
         """Expire sessions whose deadline has passed (the leader decides expiry)."""
+        if self.role == "read-only":
+            self._expire_read_only_sessions()
+            return
         if self.role not in ("standalone", "leader"):
             return
         for sid in self.expiry.expired(self.clock.mono_ms()):

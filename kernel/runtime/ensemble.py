@@ -36,6 +36,7 @@ from kernel.txn import Txn
 from kernel.zab.messages import (
     BROADCAST,
     LEADING,
+    LOOKING,
     STORAGE_ACTIONS,
     Action,
     Deliver,
@@ -113,6 +114,10 @@ class Replicator:
         self._deferred_state = 0
         self._work = anyio.Event()
         self._pump_scheduled = False
+        # readonlymode.enabled: after this long without a quorum, serve reads only.
+        self._read_only_after = (max(2000, config.tick_time)
+                                 if _bool_key(config.get("readonlymode.enabled")) else None)
+        self._looking_since = clock.mono_ms()
 
     def _durable_state(self) -> DurableState:
         accepted, current = self.storage.epochs()
@@ -180,9 +185,16 @@ class Replicator:
         step = max(0.01, min(self.config.tick_time / 4000, 0.05))
         while True:
             await anyio.sleep(step)
-            self._run(self.peer.tick(self.clock.mono_ms()))
+            now = self.clock.mono_ms()
+            self._run(self.peer.tick(now))
             # What the four-letter words show: refreshed per tick, not per message.
             self._update_status()
+            wait = self._read_only_after
+            if wait is not None and self.kernel.role == "looking" \
+                    and self.peer.state == LOOKING and now - self._looking_since >= wait:
+                log.info("server %d: no quorum for %d ms; serving read-only",
+                         self.config.server_id, now - self._looking_since)
+                self.kernel.become("read-only")
 
     async def _toucher(self) -> None:
         step = max(0.02, self.config.tick_time / 2000)
@@ -273,6 +285,7 @@ class Replicator:
         elif k.role != "looking":
             log.info("server %d: stops serving (%s)", self.config.server_id, a.phase)
             k.become("looking", a.leader, a.epoch)
+            self._looking_since = self.clock.mono_ms()
         else:
             k.quorum.leader_id = a.leader
             k.quorum.epoch = a.epoch

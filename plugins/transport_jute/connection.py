@@ -184,8 +184,9 @@ class JuteConnection(asyncio.Protocol):
         self.state = _CONNECTING
         self.last_op_code = int(OpCode.CREATE_SESSION)
         if not self.kernel.connect(self, req.last_zxid_seen, req.timeout, req.session_id,
-                                   req.password):
-            self._fail("client has seen a newer zxid than this server")
+                                   req.password, req.read_only):
+            self._fail("client has seen a newer zxid than this server, or it does not "
+                       "accept a read-only server")
 
     def _request(self, payload: bytes) -> None:
         if len(payload) < 8:
@@ -228,7 +229,7 @@ class JuteConnection(asyncio.Protocol):
             self._handshake_timer = None
         self.established_ms = int(time.time() * 1000)
         self._queue(codec.encode_connect_response(session.timeout, session.id,
-                                                  session.password, False,
+                                                  session.password, session.read_only,
                                                   self.with_read_only))
         if self.buf:
             # Frames the client pipelined behind the ConnectRequest.
