@@ -87,8 +87,11 @@ class Replicator:
         self.clock = clock
         sid = config.server_id
         voters = [s for s, a in config.servers.items() if not a.observer]
-        if sid not in voters:
-            raise ConfigError(f"server {sid} is an observer; observers are not supported yet")
+        # An observer (server.N=...:observer) learns the history and serves clients but
+        # never votes: neither in elections nor in commit quorums.
+        self.observer = sid not in voters
+        if not voters:
+            raise ConfigError("the configuration lists no voting server")
         state = self._durable_state()
         tick = config.tick_time
         timing = Timing(tick_ms=tick, init_limit=config.init_limit,
@@ -96,7 +99,7 @@ class Replicator:
                         finalize_wait_ms=min(200, max(20, tick // 2)),
                         max_notify_interval_ms=max(400, 2 * tick))
         self.peer = ZabPeer(sid, voters, state, timing, self._snapshot, clock.mono_ms())
-        peers = {s: a for s, a in config.servers.items() if s in voters}
+        peers = dict(config.servers)
         server_ssl = client_ssl = None
         if _bool_key(config.get("sslQuorum")):
             # ZooKeeper's quorum TLS keys; both sides present and verify certificates.
@@ -282,6 +285,8 @@ class Replicator:
             role = "leader" if a.state == LEADING else "follower"
             log.info("server %d: %s of epoch %d", self.config.server_id, role, a.epoch)
             k.become(role, a.leader, a.epoch, self.peer.next_zxid)
+            if self.observer:
+                k.quorum.mode = "observer"
         elif k.role != "looking":
             log.info("server %d: stops serving (%s)", self.config.server_id, a.phase)
             k.become("looking", a.leader, a.epoch)
@@ -295,7 +300,9 @@ class Replicator:
         peer = self.peer
         if peer.state == LEADING:
             q.learners = len(peer.learners)
-            q.synced_followers = len(peer.synced_learners())
+            synced = peer.synced_learners()
+            q.synced_followers = sum(1 for s in synced if s in peer.voters)
+            q.synced_observers = len(synced) - q.synced_followers
             q.pending_syncs = sum(1 for ln in peer.learners.values() if ln.phase == "sync")
         else:
             q.learners = q.synced_followers = q.pending_syncs = 0

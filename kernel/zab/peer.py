@@ -365,6 +365,10 @@ class ZabPeer:
 
     def _on_notification(self, src: int, n: Notification, now: int) -> list[Action]:
         if src not in self.voters:
+            # An observer looking for the leader: tell it whom we follow; its vote
+            # never counts.
+            if self.state != LOOKING and n.state == LOOKING:
+                return [Send(src, Notification(self.state, self.vote, self.round))]
             return []
         if self.state != LOOKING:
             if n.state == LOOKING:

@@ -79,3 +79,15 @@ def test_a_repeated_follower_info_with_our_epoch_does_not_step_down() -> None:
     leader = peers[3]
     leader.receive(1, FollowerInfo(leader.epoch, peers[1].last_logged), now)
     assert leader.state == LEADING
+
+
+def test_an_observer_follows_but_never_counts() -> None:
+    peers = _cluster(3)
+    peers[4] = ZabPeer(4, range(1, 4), DurableState(), TIMING, lambda: (0, b""), 0)
+    _settle(peers, 500)
+    assert peers[3].state == LEADING and peers[3].established
+    assert peers[4].state == FOLLOWING and peers[4].leader == 3 and peers[4].serving
+    # With one voter down, the leader still commits through the other voter alone; the
+    # observer's ACKs could never make a quorum on their own.
+    assert 4 not in peers[3].voters
+    assert "synced" == peers[3].learners[4].phase
