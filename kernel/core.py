@@ -30,10 +30,11 @@ from kernel.errors import (
     NoWatcher,
     SessionClosedRequireSaslAuth,
     SessionExpired,
+    SessionMoved,
     Unimplemented,
     ZooKeeperError,
 )
-from kernel.forwarding import Forward, ForwardSync, KernelMessage, SyncDone, Touch
+from kernel.forwarding import Forward, ForwardSync, KernelMessage, Owned, SyncDone, Touch
 from kernel.hookspecs import SaslAuthProvider, WriteDone, WriteObserver
 from kernel.prep import Prep
 from kernel.protocol import EventType, OpCode, Perm
@@ -205,6 +206,9 @@ class Kernel:
         # Plugins' zk_write_observers (audit logs...), set by the runtime.
         self.write_observers: list[WriteObserver] = []
         self._remote_syncs: list[tuple[int, int, int, int]] = []
+        # Leader: the server each session's client is connected to (ZooKeeper's session
+        # owner); writes arriving through any other server get SessionMoved.
+        self._owner: dict[int, int] = {}
         self._touched: dict[int, int] = {}
         now = clock.mono_ms()
         # Sessions recovered from durable storage get a fresh full timeout, as
@@ -254,6 +258,7 @@ class Kernel:
                 self.send_to_peer(self.leader_id, Forward(sid, 0, OpCode.CREATE_SESSION,
                                                           (t, password), []))
             else:
+                self._owner[sid] = self.server_id
                 self._propose(sid, 0, OpCode.CREATE_SESSION, CreateSessionTxn(t, password),
                               None)
             return True
@@ -273,6 +278,10 @@ class Kernel:
         self.expiry.touch(sess.id, t, self.clock.mono_ms())
         if self.role == "follower":
             self._touched[sess.id] = t
+            # Before anything of this client reaches the leader (same link, in order).
+            self.send_to_peer(self.leader_id, Owned(sess.id))
+        elif self.role == "leader":
+            self._owner[sess.id] = self.server_id
         conn.session_established(sess)
         return True
 
@@ -331,7 +340,10 @@ class Kernel:
         if op in _WRITE_OPCODES:
             with self.tracer.span("prep", op):
                 zxid = self._next_zxid
-                body = self.prep.prepare(op, request, sess.id, conn.ids, zxid)
+                if self._owner.get(sess.id, self.server_id) != self.server_id:
+                    body: TxnBody = ErrorTxn(SessionMoved.code)
+                else:
+                    body = self.prep.prepare(op, request, sess.id, conn.ids, zxid)
             p = Pending(_WRITE, conn, xid, op, request, zxid, now)
             sess.pending.append(p)
             self._propose(sess.id, xid, op, body, p)
@@ -486,6 +498,11 @@ class Kernel:
         pending.err, pending.value = self._write_result(pending.op, body, txn.result)
         if self.write_observers:
             self._tell_observers(sess, pending, txn)
+        if pending.err == SessionMoved.code:
+            # As ZooKeeper: the connection the session left is closed, not answered;
+            # its client reconnects (and the session moves back if it comes here).
+            self._drop_moved_connection(sess, pending.conn)
+            return
         sess.last_zxid = zxid
         now = self.clock.mono_ms()
         self.stats.latency.add(now - pending.t0)
@@ -496,6 +513,14 @@ class Kernel:
                                        pending.value)
             if q:
                 self._drain(sess)
+
+    def _drop_moved_connection(self, sess: Session, conn: ClientConnection) -> None:
+        sess.pending.clear()
+        self._sync_waiters.discard(sess)
+        self.watches.remove_watcher(conn)
+        if sess.conn is conn:
+            sess.conn = None
+        conn.close()
 
     def _tell_observers(self, sess: Session, pending: Pending, txn: Txn) -> None:
         conn = pending.conn
@@ -545,6 +570,7 @@ class Kernel:
             self._on_session(sid, True, False)
 
     def _session_closed(self, sid: int, pending: Pending | None) -> None:
+        self._owner.pop(sid, None)
         sess = self.sessions.pop(sid, None)
         self.expiry.remove(sid)
         expired = sid in self._expiring
@@ -674,6 +700,7 @@ class Kernel:
         self._expiring.clear()
         self._reap_in_flight.clear()
         self._touched.clear()
+        self._owner.clear()
         self.watches = WatchManager(self.acl.allowed)
         self.prep = Prep(self.tree, self.acl, extended_types=self.config.extended_types,
                          reconfig_enabled=self.config.reconfig_enabled)
@@ -692,7 +719,10 @@ class Kernel:
         sync answers on a follower)."""
         if isinstance(msg, Forward):
             if self.role == "leader":
-                self._forwarded(msg)
+                self._forwarded(origin, msg)
+        elif isinstance(msg, Owned):
+            if self.role == "leader" and msg.session_id in self.sessions:
+                self._owner[msg.session_id] = origin
         elif isinstance(msg, ForwardSync):
             if self.role == "leader":
                 zxid = self._next_zxid - 1
@@ -716,18 +746,22 @@ class Kernel:
         touched, self._touched = self._touched, {}
         return list(touched.items())
 
-    def _forwarded(self, f: Forward) -> None:
+    def _forwarded(self, origin: int, f: Forward) -> None:
         sid = f.session_id
         if f.op == OpCode.CREATE_SESSION:
             req = f.request
             assert isinstance(req, tuple) and len(req) == 2
+            self._owner[sid] = origin
             self._propose(sid, 0, OpCode.CREATE_SESSION,
                           CreateSessionTxn(int(req[0]), bytes(req[1])), None)
             return
         sess = self.sessions.get(sid)
         zxid = self._next_zxid
+        owner = self._owner.setdefault(sid, origin) if sess is not None else origin
         if sess is None or (sess.closing and f.op != OpCode.CLOSE_SESSION):
             body: TxnBody = ErrorTxn(SessionExpired.code)
+        elif owner != origin:
+            body = ErrorTxn(SessionMoved.code)
         elif f.op == OpCode.CLOSE_SESSION:
             if sess.closing:
                 body = ErrorTxn(SessionExpired.code)

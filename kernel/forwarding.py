@@ -53,4 +53,13 @@ class Touch:
     sessions: list[tuple[int, int]]
 
 
-KernelMessage = Forward | ForwardSync | SyncDone | Touch
+@dataclass(frozen=True, slots=True)
+class Owned:
+    """Follower → leader: a client resumed session ``session_id`` here; its requests
+    now come through this server, and any still arriving through another server are
+    answered SessionMoved (as ZooKeeper's session owner check does)."""
+
+    session_id: int
+
+
+KernelMessage = Forward | ForwardSync | SyncDone | Touch | Owned

@@ -19,7 +19,7 @@ from typing import cast
 
 from kernel.config import PeerAddress
 from kernel.errors import ProtocolError
-from kernel.forwarding import Forward, ForwardSync, SyncDone, Touch
+from kernel.forwarding import Forward, ForwardSync, Owned, SyncDone, Touch
 from kernel.records import (
     ACL,
     CheckVersionRequest,
@@ -57,7 +57,8 @@ def peer_registry() -> Registry:
             m.SyncDiff, m.SyncTrunc, m.SyncSnap, m.NewLeader, m.AckNewLeader, m.UpToDate,
             m.Proposal, m.Ack, m.Commit, m.Ping, m.PingAck, Forward, ForwardSync, SyncDone,
             Touch, Id, ACL, CreateRequest, DeleteRequest, SetDataRequest, SetACLRequest,
-            CheckVersionRequest, MultiRequest, ReconfigRequest, m.Proposals), start=1):
+            CheckVersionRequest, MultiRequest, ReconfigRequest, m.Proposals, Owned),
+            start=1):
         reg.register(code, cls)
     reg.register_fast(b"P", m.Proposal, lambda v: encode_txn(v.txn),
                       lambda b: m.Proposal(decode_txn(bytes(b))))

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernel.errors import ProtocolError
-from kernel.forwarding import Forward, ForwardSync, SyncDone, Touch
+from kernel.forwarding import Forward, ForwardSync, Owned, SyncDone, Touch
 from kernel.protocol import OpCode
 from kernel.records import (
     ACL,
@@ -132,6 +132,7 @@ RECORDS: dict[type, st.SearchStrategy[Any]] = {
     ForwardSync: st.builds(ForwardSync, SESSION, INT32),
     SyncDone: st.builds(SyncDone, SESSION, INT32, BIG),
     Touch: st.builds(Touch, st.lists(st.tuples(SESSION, INT32), max_size=5)),
+    Owned: st.builds(Owned, SESSION),
     Id: ID_ST,
     ACL: ACL_ST,
     CreateRequest: CREATE_REQ,
@@ -202,7 +203,8 @@ def test_record_codes_are_stable() -> None:
              m.SyncDiff, m.SyncTrunc, m.SyncSnap, m.NewLeader, m.AckNewLeader, m.UpToDate,
              m.Proposal, m.Ack, m.Commit, m.Ping, m.PingAck, Forward, ForwardSync,
              SyncDone, Touch, Id, ACL, CreateRequest, DeleteRequest, SetDataRequest,
-             SetACLRequest, CheckVersionRequest, MultiRequest, ReconfigRequest, m.Proposals]
+             SetACLRequest, CheckVersionRequest, MultiRequest, ReconfigRequest, m.Proposals,
+             Owned]
     assert REG._by_type == {cls: code for code, cls in enumerate(order, start=1)}
 
 
@@ -413,7 +415,7 @@ def test_unknown_tag_is_a_protocol_error() -> None:
         malformed(b"l\x00\x00\x00\x01" + bytes([tag]))
 
 
-@pytest.mark.parametrize("code", [0, 32, 33, 200, 255])
+@pytest.mark.parametrize("code", [0, 33, 34, 200, 255])
 def test_unknown_record_code_is_a_protocol_error(code: int) -> None:
     with pytest.raises(ProtocolError, match="unknown record code"):
         REG.decode(bytes([0x72, code, 0]))
