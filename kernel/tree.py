@@ -218,6 +218,40 @@ def _data_size(nodes: MutableMapping[str, Node]) -> int:
     return sum(len(p) + (len(n.data) if n.data else 0) for p, n in nodes.items())
 
 
+def index_owner(ephemerals: dict[int, set[str]], containers: set[str], ttls: set[str],
+                path: str, owner: int) -> None:
+    """Record ``path`` in the ephemeral, container or TTL index its stored
+    ephemeralOwner selects (nothing for an owner of 0). Shared by the tree and the
+    ZooKeeper importer's replay, which keeps the same three indexes."""
+    if not owner:
+        return
+    kind = owner_kind(owner)
+    if kind == OWNER_SESSION:
+        ephemerals.setdefault(owner, set()).add(path)
+    elif kind == OWNER_CONTAINER:
+        containers.add(path)
+    else:
+        ttls.add(path)
+
+
+def unindex_owner(ephemerals: dict[int, set[str]], containers: set[str], ttls: set[str],
+                  path: str, owner: int) -> None:
+    """Remove ``path`` from the index ``index_owner`` put it in."""
+    if not owner:
+        return
+    kind = owner_kind(owner)
+    if kind == OWNER_SESSION:
+        paths = ephemerals.get(owner)
+        if paths is not None:
+            paths.discard(path)
+            if not paths:
+                del ephemerals[owner]
+    elif kind == OWNER_CONTAINER:
+        containers.discard(path)
+    else:
+        ttls.discard(path)
+
+
 class DataTree:
     """The znode tree plus committed sessions; changes only through ``apply``.
 
@@ -307,31 +341,11 @@ class DataTree:
 
     def index_owner(self, path: str, owner: int) -> None:
         """Record ``path`` in the ephemeral, container or TTL index its owner selects."""
-        if not owner:
-            return
-        kind = owner_kind(owner)
-        if kind == OWNER_SESSION:
-            self.ephemerals.setdefault(owner, set()).add(path)
-        elif kind == OWNER_CONTAINER:
-            self.containers.add(path)
-        else:
-            self.ttls.add(path)
+        index_owner(self.ephemerals, self.containers, self.ttls, path, owner)
 
     def unindex_owner(self, path: str, owner: int) -> None:
         """Remove ``path`` from the index ``index_owner`` put it in."""
-        if not owner:
-            return
-        kind = owner_kind(owner)
-        if kind == OWNER_SESSION:
-            paths = self.ephemerals.get(owner)
-            if paths is not None:
-                paths.discard(path)
-                if not paths:
-                    del self.ephemerals[owner]
-        elif kind == OWNER_CONTAINER:
-            self.containers.discard(path)
-        else:
-            self.ttls.discard(path)
+        unindex_owner(self.ephemerals, self.containers, self.ttls, path, owner)
 
     # -- apply ---------------------------------------------------------------------
 

@@ -97,7 +97,6 @@ from kernel.jute import Reader
 from kernel.protocol import (
     CONTAINER_EPHEMERAL_OWNER,
     MAX_TTL,
-    OWNER_CONTAINER,
     OWNER_SESSION,
     OWNER_TTL,
     TTL_MARKER,
@@ -105,7 +104,7 @@ from kernel.protocol import (
     owner_kind,
 )
 from kernel.records import ACL
-from kernel.tree import DataTree, Node, SessionRecord
+from kernel.tree import DataTree, Node, SessionRecord, index_owner, unindex_owner
 
 __all__ = [
     "ImportResult",
@@ -764,30 +763,11 @@ class _Replayer:
         self.digest = sum(node_digest(p, n) for p, n in nodes.items())
 
     def _track(self, path: str, owner: int) -> None:
-        if owner == 0 or path == "/":
-            return
-        kind = owner_kind(owner)
-        if kind == OWNER_SESSION:
-            self.ephemerals.setdefault(owner, set()).add(path)
-        elif kind == OWNER_CONTAINER:
-            self.containers.add(path)
-        else:
-            self.ttls.add(path)
+        if path != "/":
+            index_owner(self.ephemerals, self.containers, self.ttls, path, owner)
 
     def _untrack(self, path: str, owner: int) -> None:
-        if owner == 0:
-            return
-        kind = owner_kind(owner)
-        if kind == OWNER_SESSION:
-            paths = self.ephemerals.get(owner)
-            if paths is not None:
-                paths.discard(path)
-                if not paths:
-                    del self.ephemerals[owner]
-        elif kind == OWNER_CONTAINER:
-            self.containers.discard(path)
-        else:
-            self.ttls.discard(path)
+        unindex_owner(self.ephemerals, self.containers, self.ttls, path, owner)
 
     def _acl(self, acl: tuple[ACL, ...] | None) -> tuple[ACL, ...]:
         if acl is None:
